@@ -1,0 +1,365 @@
+"""The ``hosting-toolkit`` command line: thin commands over the release engine and the local edge."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+from hosting_toolkit import __version__
+from hosting_toolkit.cli.output import BarProgress, emit_json, emit_line, err
+from hosting_toolkit.config import HostingConfig, load_config
+from hosting_toolkit.contract import RoutingState
+from hosting_toolkit.errors import InvalidInputError, ToolkitError
+from hosting_toolkit.release.engine import ReleaseEngine
+from hosting_toolkit.release.routing import RoutingChange
+from hosting_toolkit.target import Target, aws_target, local_target
+
+#: Exit code of an interrupted command (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+
+
+class ToolkitGroup(TyperGroup):
+    """Turns every ``ToolkitError`` into one line on stderr and its exit code, in one place."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ToolkitError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from exc
+        except KeyboardInterrupt as exc:
+            err.print("interrupted: nothing was switched; an unfinished release stays incomplete until re-run")
+            raise typer.Exit(INTERRUPTED) from exc
+
+
+app = typer.Typer(
+    name="hosting-toolkit",
+    cls=ToolkitGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Versioned, atomic releases of a static site on CloudFront, S3 and a KeyValueStore.",
+)
+
+
+@dataclass
+class Session:
+    """Global options, and the configuration and target they lead to, loaded on first use."""
+
+    config_path: Path | None
+    local: Path | None
+    bucket: str | None
+    _config: HostingConfig | None = None
+    _target: Target | None = None
+
+    @property
+    def config(self) -> HostingConfig:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            if self.local is not None:
+                self._target = local_target(self.local, self.config, bucket=self.bucket)
+            elif self.bucket:
+                raise InvalidInputError("--bucket needs --local DIR (where the local key-value store lives)")
+            else:
+                self._target = aws_target(self.config)
+        return self._target
+
+    def engine(self, *, progress: bool = True) -> ReleaseEngine:
+        target = self.target
+        return ReleaseEngine(target.store, target.kvs, self.config, progress=BarProgress() if progress else None)
+
+
+def _session(ctx: typer.Context) -> Session:
+    return ctx.find_object(Session) or ctx.ensure_object(Session)
+
+
+def _version(value: bool) -> None:
+    if value:
+        emit_line(f"hosting-toolkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", envvar="HOSTING_TOOLKIT_CONFIG", help="Configuration file [default: ./hosting.toml]."
+        ),
+    ] = None,
+    local: Annotated[
+        Path | None,
+        typer.Option(
+            "--local",
+            envvar="HOSTING_TOOLKIT_LOCAL",
+            help="Work on a local target in DIR (bucket as files, KVS as a file) instead of the deployed stack.",
+            metavar="DIR",
+        ),
+    ] = None,
+    bucket: Annotated[
+        str | None,
+        typer.Option(
+            "--bucket",
+            envvar="HOSTING_TOOLKIT_BUCKET",
+            help="With --local: keep objects in this S3 bucket, at the endpoint of the usual AWS settings.",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Versioned, atomic releases of a static site on CloudFront, S3 and a KeyValueStore."""
+    ctx.obj = Session(config, local, bucket)
+
+
+def _state_json(state: RoutingState) -> dict[str, Any]:
+    return {"live": state.live, "canary": state.canary, "weight": state.weight, "pins": list(state.pins)}
+
+
+def _report_switch(change: RoutingChange, verb: str, as_json: bool) -> None:
+    if as_json:
+        emit_json(
+            {"before": _state_json(change.before), "after": _state_json(change.after), "attempts": change.attempts}
+        )
+        return
+    if change.before == change.after:
+        err.print(f"{change.after.live} is already live; nothing changed")
+    else:
+        err.print(f"{verb} [bold]{change.after.live}[/] (was {change.before.live or 'nothing'})")
+    emit_line(change.after.live or "")
+
+
+@app.command()
+def release(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Build output folder or ZIP file.", show_default=False)],
+    release_id: Annotated[
+        str | None, typer.Option("--id", help="Release id [default: derived from the content].")
+    ] = None,
+    message: Annotated[str, typer.Option("--message", "-m", help="A note kept with the release.")] = "",
+    no_activate: Annotated[bool, typer.Option("--no-activate", help="Upload only; do not switch traffic.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Upload a build folder or ZIP as a new immutable release and (by default) make it live."""
+    session = _session(ctx)
+    engine = session.engine()
+    result = engine.create(path, release_id=release_id, message=message, activate=not no_activate)
+    if as_json:
+        data = asdict(result)
+        emit_json(
+            {
+                "id": data["id"],
+                "files": data["files"],
+                "bytes": data["bytes"],
+                "uploaded_files": data["uploaded_files"],
+                "uploaded_bytes": data["uploaded_bytes"],
+                "copied_files": data["copied_files"],
+                "resumed_files": data["resumed_files"],
+                "already_existed": data["already_existed"],
+                "activated": data["activated"],
+                "site_url": session.target.site_url,
+            }
+        )
+        return
+    err.print(
+        f"release [bold]{result.id}[/]: {result.files} files, {result.bytes:,} bytes; "
+        f"uploaded {result.uploaded_files} files ({result.uploaded_bytes:,} bytes), "
+        f"copied {result.copied_files} unchanged"
+    )
+    if result.activated:
+        where = f" at {session.target.site_url}" if session.target.site_url else ""
+        err.print(f"[green]live[/]{where}")
+    else:
+        err.print(f"staged; make it live with: hosting-toolkit activate {result.id}")
+    emit_line(result.id)
+
+
+@app.command()
+def activate(
+    ctx: typer.Context,
+    release_id: Annotated[str, typer.Argument(metavar="ID", help="A complete release.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the state change as JSON.")] = False,
+) -> None:
+    """Make a complete release live: one KeyValueStore write, no cache invalidation."""
+    change = _session(ctx).engine(progress=False).activate(release_id)
+    _report_switch(change, "live:", as_json)
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="ID", help="Release to return to [default: the previous live one].")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the state change as JSON.")] = False,
+) -> None:
+    """Return traffic to the previous live release (or --to ID): one write, nothing rebuilt."""
+    change = _session(ctx).engine(progress=False).rollback(to)
+    _report_switch(change, "rolled back to", as_json)
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    keep: Annotated[int | None, typer.Option("--keep", help="Newest releases to keep [default: release.keep].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was removed as JSON.")] = False,
+) -> None:
+    """Delete old releases; live, canary and pinned releases and the newest --keep always stay."""
+    result = _session(ctx).engine().prune(keep)
+    if as_json:
+        emit_json(asdict(result))
+        return
+    if result.removed:
+        err.print(
+            f"removed {len(result.removed)} releases ({result.objects_deleted} objects): {', '.join(result.removed)}"
+        )
+    else:
+        err.print("nothing to remove")
+
+
+@app.command()
+def releases(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """List releases, newest first, with their state (live, canary, previous, staged, retired, incomplete)."""
+    infos = _session(ctx).engine(progress=False).list_releases()
+    if as_json:
+        emit_json([asdict(i) for i in infos])
+        return
+    if not infos:
+        err.print("no releases yet; create one with: hosting-toolkit release BUILD_DIR")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "state", "created", "files", "bytes", "message"):
+        table.add_column(column, justify="right" if column in ("files", "bytes") else "left")
+    styles = {"live": "green", "canary": "yellow", "incomplete": "red"}
+    for i in infos:
+        table.add_row(
+            i.id,
+            i.state,
+            i.created[:19].replace("T", " "),
+            str(i.files),
+            f"{i.bytes:,}",
+            i.message,
+            style=styles.get(i.state),
+        )
+    typer.echo(_render(table))
+
+
+def _render(table: Table) -> str:
+    from rich.console import Console
+
+    console = Console(width=max(100, len(table.columns) * 20), record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(table)
+    return console.export_text().rstrip()
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the routing state as JSON.")] = False,
+) -> None:
+    """Show what serves traffic: the live release, the canary and its weight, the pinned releases."""
+    session = _session(ctx)
+    state = session.engine(progress=False).status()
+    if as_json:
+        emit_json({**_state_json(state), "site_url": session.target.site_url})
+        return
+    lines = [f"live:    {state.live or '(nothing live yet)'}"]
+    if state.canary:
+        lines.append(f"canary:  {state.canary} at {state.weight}%")
+    lines.append(f"pins:    {', '.join(state.pins) if state.pins else '-'}")
+    if session.target.site_url:
+        lines.append(f"url:     {session.target.site_url}")
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on (0 picks a free one).")] = 8080,
+) -> None:
+    """Serve the local target through the real router code, as CloudFront would."""
+    from hosting_toolkit.edge.sandbox import FunctionSandbox
+    from hosting_toolkit.local.edge import LocalEdge
+    from hosting_toolkit.local.server import make_server, print_log
+    from hosting_toolkit.release.kvs import LocalKeyValueStore
+
+    session = _session(ctx)
+    if session.local is None:
+        raise InvalidInputError("serve works on a local target: add --local DIR (or set HOSTING_TOOLKIT_LOCAL)")
+    target = session.target
+    assert isinstance(target.kvs, LocalKeyValueStore)
+    with FunctionSandbox() as sandbox:
+        edge = LocalEdge(store=target.store, kvs=target.kvs, config=session.config, sandbox=sandbox)
+        try:
+            server = make_server(edge, host, port, log=print_log)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        bound_host, bound_port = server.server_address[:2]
+        err.print(f"serving {target.description}")
+        err.print(f"open [bold]http://{bound_host}:{bound_port}/[/]  (Ctrl-C stops)")
+        emit_line(f"http://{bound_host}:{bound_port}/")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            err.print("stopped")
+        finally:
+            server.server_close()
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Option("--dir", help="Where the demo keeps its builds and local target.")] = Path(
+        ".demo"
+    ),
+    port: Annotated[int, typer.Option("--port", "-p", help="Port of the local edge (0 picks a free one).")] = 8080,
+    stay: Annotated[
+        bool | None,
+        typer.Option("--serve/--no-serve", help="Keep serving at the end until Ctrl-C [default: on a terminal]."),
+    ] = None,
+) -> None:
+    """Release two versions of an example site locally, serve, switch and roll back: no AWS needed."""
+    from hosting_toolkit.local.demo import run_demo
+
+    session = _session(ctx)
+    keep_serving = sys.stdin.isatty() if stay is None else stay
+
+    def wait(url: str) -> None:
+        if not keep_serving:
+            return
+        err.print(f"\nopen [bold]{url}[/] (the second release) and {url}about; Ctrl-C stops")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            err.print("stopped")
+
+    ids = run_demo(folder, session.config, port=port, say=lambda line: err.print(line, highlight=False), wait=wait)
+    err.print(
+        f"\ndone. Try it yourself:\n"
+        f"  hosting-toolkit --local {folder / 'target'} serve\n"
+        f"  hosting-toolkit --local {folder / 'target'} releases\n"
+        f"  hosting-toolkit --local {folder / 'target'} rollback"
+    )
+    emit_line(ids[-1])
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(app(standalone_mode=True) or 0)

@@ -1,0 +1,97 @@
+"""Names and formats shared by the infrastructure, the release engine and the edge functions.
+
+Every value here that the functions in ``functions/`` also use is checked against the
+JavaScript source by ``tests/unit/test_contract.py``, so the two sides agree by test, not by
+coincidence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+#: KVS key holding the whole routing state (one key: every edge sees a consistent state).
+ROUTING_KEY = "routing"
+#: KVS key holding the preview secret; read only by requests that ask for a preview.
+PREVIEW_TOKEN_KEY = "preview-token"
+#: Bucket prefix of release files: ``releases/<id>/<path>``.
+RELEASES_PREFIX = "releases/"
+#: Bucket prefix of release records and history; never routable.
+META_PREFIX = "_meta/"
+#: Response header naming the release that served a response.
+RELEASE_HEADER = "x-release"
+#: S3 user metadata key carried by every release object (CloudFront returns ``x-amz-meta-release``).
+RELEASE_METADATA_KEY = "release"
+#: Cookie pinning a viewer to the release that served its page (stickiness, skew protection).
+RELEASE_COOKIE = "__release"
+#: Release ids: lowercase, start with a letter or digit, at most 40 characters.
+RELEASE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,39}$"
+#: A CloudFront KeyValueStore value is at most 1 KB.
+KVS_VALUE_LIMIT = 1024
+#: Longest request URI the router accepts; longer ones answer 400.
+MAX_URI_LENGTH = 1024
+
+_RELEASE_ID_RE = re.compile(RELEASE_ID_PATTERN)
+
+
+def is_release_id(value: str) -> bool:
+    """Tell whether ``value`` is a valid release id."""
+    return bool(_RELEASE_ID_RE.match(value)) and value not in (".", "..") and ".." not in value
+
+
+def release_prefix(release_id: str) -> str:
+    """Bucket prefix of one release's files."""
+    return f"{RELEASES_PREFIX}{release_id}/"
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    """The routing state the router function reads from the ``routing`` KVS key.
+
+    ``live`` serves everyone by default; ``canary`` serves ``weight`` percent of viewers by a
+    stable cohort; ``pins`` are releases a viewer's ``__release`` cookie may keep serving
+    (stickiness and skew protection).
+    """
+
+    live: str | None = None
+    canary: str | None = None
+    weight: int = 0
+    pins: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> str:
+        """Compact JSON as stored in the KVS; raises ``ValueError`` over the 1 KB value limit."""
+        data: dict[str, object] = {}
+        if self.live:
+            data["live"] = self.live
+        if self.canary:
+            data["canary"] = self.canary
+            data["weight"] = self.weight
+        if self.pins:
+            data["pins"] = list(self.pins)
+        text = json.dumps(data, separators=(",", ":"))
+        if len(text.encode()) > KVS_VALUE_LIMIT:
+            raise ValueError(f"routing state is {len(text.encode())} bytes, over the KVS limit of {KVS_VALUE_LIMIT}")
+        return text
+
+    @classmethod
+    def from_json(cls, text: str | None) -> RoutingState:
+        """Parse the stored value; a missing or empty value is the empty state."""
+        if not text:
+            return cls()
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("routing state must be a JSON object")
+        pins = data.get("pins") or []
+        return cls(
+            live=data.get("live") or None,
+            canary=data.get("canary") or None,
+            weight=int(data.get("weight") or 0),
+            pins=tuple(str(p) for p in pins),
+        )
+
+#: CloudFormation output keys of the hosting stack that the CLI reads to find its target.
+OUTPUT_SITE_URL = "SiteUrl"
+OUTPUT_DISTRIBUTION_ID = "DistributionId"
+OUTPUT_BUCKET_NAME = "BucketName"
+OUTPUT_KVS_ARN = "KeyValueStoreArn"

@@ -1,0 +1,1 @@
+"""Edge: the KeyValueStore, the CloudFront Functions that route requests, and their code."""

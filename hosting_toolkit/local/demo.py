@@ -1,0 +1,126 @@
+"""The local demo: two releases of an example site, served, switched and rolled back, no AWS needed."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hosting_toolkit.config import HostingConfig
+from hosting_toolkit.edge.sandbox import FunctionSandbox
+from hosting_toolkit.local.edge import LocalEdge
+from hosting_toolkit.local.server import make_server
+from hosting_toolkit.release.engine import Progress, ReleaseEngine
+from hosting_toolkit.target import Target, local_target
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Example site {version}</title>
+<link rel="stylesheet" href="/assets/site-{css_hash}.css"></head>
+<body><main><h1>Example site, version {version}</h1>
+<p>{text}</p><p><a href="/about">About</a></p></main>
+<script type="module" src="/assets/app-{js_hash}.js"></script></body>
+</html>
+"""
+_VERSIONS = {
+    "1": {"text": "The first release.", "js_hash": "4f1c9a2b", "css_hash": "7d3e2a10"},
+    "2": {
+        "text": "The second release: a new headline, same stylesheet.",
+        "js_hash": "9b2d7c41",
+        "css_hash": "7d3e2a10",
+    },
+}
+
+
+def write_example_site(folder: Path, version: str) -> Path:
+    """Write version ``version`` of the example single-page site into ``folder``."""
+    values = _VERSIONS[version]
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "assets").mkdir(parents=True)
+    (folder / "index.html").write_text(_PAGE.format(version=version, **values))
+    (folder / "assets" / f"app-{values['js_hash']}.js").write_text(
+        f"document.title += ' (script of version {version})';\n"
+    )
+    (folder / "assets" / f"site-{values['css_hash']}.css").write_text("body{font-family:system-ui;margin:3rem}\n")
+    (folder / "robots.txt").write_text("User-agent: *\nAllow: /\n")
+    return folder
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a viewer got for one URL."""
+
+    status: int
+    release: str | None
+    body: str
+
+
+def fetch(url: str) -> Seen:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return Seen(response.status, response.headers.get("x-release"), response.read().decode())
+    except urllib.error.HTTPError as exc:
+        return Seen(exc.code, exc.headers.get("x-release"), exc.read().decode(errors="replace"))
+
+
+def run_demo(
+    root: Path,
+    config: HostingConfig,
+    *,
+    port: int,
+    say: Callable[[str], None],
+    progress: Progress | None = None,
+    wait: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Run every step against a fresh local target in ``root``; return the two release ids.
+
+    ``wait`` is called with the site URL while the server still runs, so a person can look.
+    """
+    target_dir = root / "target"
+    if target_dir.exists():
+        shutil.rmtree(target_dir)
+    target: Target = local_target(target_dir, config)
+    engine = ReleaseEngine(target.store, target.kvs, config, actor="demo", progress=progress)
+    builds = [write_example_site(root / f"build-v{v}", v) for v in ("1", "2")]
+
+    with FunctionSandbox() as sandbox:
+        edge = LocalEdge(store=target.store, kvs=target.kvs, config=config, sandbox=sandbox)  # type: ignore[arg-type]
+        server = make_server(edge, "127.0.0.1", port)
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            say(f"1. local edge at {url} runs the real router function; nothing is live yet")
+            seen = fetch(url)
+            say(f"   GET / -> {seen.status} (the router's 'nothing live' page)")
+            first = engine.create(builds[0], message="first release")
+            seen = fetch(url)
+            say(f"2. released {first.id} ({first.files} files, {first.uploaded_bytes} bytes uploaded) and made it live")
+            say(f"   GET / -> {seen.status}, x-release: {seen.release}")
+            second = engine.create(builds[1], message="second release")
+            seen = fetch(url)
+            say(
+                f"3. released {second.id}: uploaded {second.uploaded_files} changed files, copied "
+                f"{second.copied_files} unchanged ones; one KVS write switched traffic"
+            )
+            say(f"   GET / -> {seen.status}, x-release: {seen.release}")
+            change = engine.rollback()
+            seen = fetch(url)
+            say(f"4. rolled back to {change.after.live} with one KVS write, nothing uploaded")
+            say(f"   GET / -> {seen.status}, x-release: {seen.release}")
+            engine.activate(second.id)
+            seen = fetch(url)
+            say(f"5. activated {second.id} again: GET / -> x-release: {seen.release}")
+            bad = fetch(url + "%2e%2e/%2e%2e/etc/passwd")
+            say(f"6. a path escaping the release folder: GET /%2e%2e/%2e%2e/etc/passwd -> {bad.status}")
+            if wait is not None:
+                wait(url)
+        finally:
+            server.shutdown()
+            server.server_close()
+    return [first.id, second.id]

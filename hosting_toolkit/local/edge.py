@@ -1,0 +1,155 @@
+"""The local edge: what CloudFront does for one request, with the very same function code.
+
+Viewer-request router -> (the response it generated) or the object from the local target's bucket
+-> viewer-response function -> the response headers policy's security headers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from hosting_toolkit.config import HeadersConfig, HostingConfig
+from hosting_toolkit.contract import RELEASE_HEADER
+from hosting_toolkit.edge.code import render_router, render_viewer_response
+from hosting_toolkit.edge.events import (
+    http_response,
+    is_response,
+    viewer_request_event,
+    viewer_response_event,
+)
+from hosting_toolkit.edge.sandbox import FunctionSandbox
+from hosting_toolkit.release.kvs import LocalKeyValueStore
+from hosting_toolkit.release.storage import ObjectStore
+
+ROUTER = "router"
+VIEWER_RESPONSE = "viewer-response"
+_ALLOWED_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def security_headers(headers: HeadersConfig) -> list[tuple[str, str]]:
+    """The headers the distribution's response headers policy adds (and overrides) on every response."""
+    values = [
+        ("strict-transport-security", f"max-age={headers.hsts_max_age}; includeSubDomains"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", headers.frame_options),
+        ("referrer-policy", headers.referrer_policy),
+    ]
+    if headers.content_security_policy:
+        values.append(("content-security-policy", headers.content_security_policy))
+    return values
+
+
+@dataclass(frozen=True)
+class EdgeResponse:
+    """A response as the local edge sends it, with what decided it."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    release: str | None
+    kvs_reads: int
+    duration_ms: float
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+def _text(status: int, reason: str, message: str) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    return status, reason, [("content-type", "text/plain; charset=utf-8")], message.encode()
+
+
+class LocalEdge:
+    """Serves a local target through the rendered router and viewer-response functions."""
+
+    def __init__(
+        self, *, store: ObjectStore, kvs: LocalKeyValueStore, config: HostingConfig, sandbox: FunctionSandbox
+    ) -> None:
+        self.store = store
+        self.kvs = kvs
+        self.config = config
+        self.sandbox = sandbox
+        self._policy_headers = security_headers(config.headers)
+        sandbox.load(ROUTER, render_router(config))
+        sandbox.load(VIEWER_RESPONSE, render_viewer_response(config))
+
+    def handle(
+        self, method: str, target: str, headers: list[tuple[str, str]], client_ip: str = "127.0.0.1"
+    ) -> EdgeResponse:
+        """Answer one viewer request."""
+        started = time.perf_counter()
+        items, _ = self.kvs.snapshot()
+        event = viewer_request_event(method, target, headers, client_ip)
+        routed = self.sandbox.invoke(ROUTER, event, items)
+        if not routed.ok or routed.result is None:
+            status, reason, out_headers, body = _text(
+                503, "Service Unavailable", f"router function failed: {routed.error}\n"
+            )
+            return self._finish(status, reason, out_headers, body, None, routed.kvs_reads, started, method)
+        if is_response(routed.result):
+            generated = http_response(routed.result)
+            release = next((v for k, v in generated.headers if k.lower() == RELEASE_HEADER), None)
+            return self._finish(
+                generated.status,
+                generated.reason,
+                generated.headers,
+                generated.body or b"",
+                release,
+                routed.kvs_reads,
+                started,
+                method,
+            )
+        request: dict[str, Any] = routed.result
+        status, reason, origin_headers, body = self._origin(method, request, headers)
+        response_event = viewer_response_event(request, status, origin_headers, client_ip=client_ip)
+        finished = self.sandbox.invoke(VIEWER_RESPONSE, response_event, {})
+        if not finished.ok or finished.result is None:
+            status, reason, out_headers, body = _text(
+                503, "Service Unavailable", f"viewer-response function failed: {finished.error}\n"
+            )
+            return self._finish(status, reason, out_headers, body, None, routed.kvs_reads, started, method)
+        final = http_response(finished.result)
+        release = next((v for k, v in final.headers if k.lower() == RELEASE_HEADER), None)
+        return self._finish(final.status, final.reason, final.headers, body, release, routed.kvs_reads, started, method)
+
+    def _origin(
+        self, method: str, request: dict[str, Any], viewer_headers: list[tuple[str, str]]
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        """What S3 answers through Origin Access Control with read and list access."""
+        if method not in _ALLOWED_METHODS:
+            return _text(403, "Forbidden", "method not allowed by this distribution\n")
+        key = unquote(str(request.get("uri", "/")))[1:]
+        obj = self.store.get_object(key) if key else None
+        if obj is None:
+            return _text(404, "Not Found", "not found\n")
+        headers = [("content-type", obj.content_type), ("etag", obj.etag)]
+        if obj.cache_control:
+            headers.append(("cache-control", obj.cache_control))
+        headers.extend((f"x-amz-meta-{k}", v) for k, v in obj.metadata.items())
+        if_none_match = next((v for k, v in viewer_headers if k.lower() == "if-none-match"), None)
+        if if_none_match and obj.etag in [t.strip() for t in if_none_match.split(",")]:
+            return 304, "Not Modified", headers, b""
+        return 200, "OK", headers, obj.body
+
+    def _finish(
+        self,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        release: str | None,
+        kvs_reads: int,
+        started: float,
+        method: str,
+    ) -> EdgeResponse:
+        policy_names = {name for name, _ in self._policy_headers}
+        merged = [(k, v) for k, v in headers if k.lower() not in policy_names and k.lower() != "content-length"]
+        merged.extend(self._policy_headers)
+        merged.append(("content-length", str(len(body))))
+        if method == "HEAD" or status == 304:
+            body = b""
+        return EdgeResponse(status, reason, merged, body, release, kvs_reads, (time.perf_counter() - started) * 1000)

@@ -1,0 +1,50 @@
+"""``hosting-toolkit serve``: the local edge over HTTP, one persistent function worker for all requests."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from hosting_toolkit.local.edge import LocalEdge
+
+
+def make_server(
+    edge: LocalEdge, host: str, port: int, *, log: Callable[[str], None] | None = None
+) -> ThreadingHTTPServer:
+    """An HTTP server answering every request through ``edge``; ``port`` 0 picks a free one."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "hosting-toolkit-edge"
+        sys_version = ""
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            if length:
+                self.rfile.read(length)
+            response = edge.handle(self.command, self.path, list(self.headers.items()), self.client_address[0])
+            self.send_response(response.status, response.reason)
+            for name, value in response.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            if response.body:
+                self.wfile.write(response.body)
+            if log is not None:
+                log(
+                    f"{self.command} {self.path} -> {response.status}"
+                    f" release={response.release or '-'} ({response.duration_ms:.1f} ms)"
+                )
+
+        do_GET = do_HEAD = do_OPTIONS = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def print_log(line: str) -> None:
+    sys.stderr.write(line + "\n")

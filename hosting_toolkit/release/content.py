@@ -1,0 +1,102 @@
+"""Content-Type and Cache-Control of release files."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import PurePosixPath
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".htm": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".cjs": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".xml": "application/xml",
+    ".rss": "application/rss+xml",
+    ".atom": "application/atom+xml",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".csv": "text/csv; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".ico": "image/vnd.microsoft.icon",
+    ".bmp": "image/bmp",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
+    ".eot": "application/vnd.ms-fontobject",
+    ".wasm": "application/wasm",
+    ".pdf": "application/pdf",
+    ".zip": "application/zip",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".wav": "audio/wav",
+    ".glb": "model/gltf-binary",
+    ".gltf": "model/gltf+json",
+}
+_DEFAULT_TYPE = "application/octet-stream"
+
+#: Files whose names carry a content hash never change under that name.
+IMMUTABLE = "public, max-age=31536000, immutable"
+#: Everything else: browsers revalidate every time; the edge keeps it, because the cache key is
+#: the release-specific rewritten URI, which never changes content.
+REVALIDATE = "public, max-age=0, s-maxage=31536000, must-revalidate"
+
+#: Folders whose files frameworks always name by content hash.
+_IMMUTABLE_DIRS = ("_next/static/", "_astro/", "_app/immutable/", "_nuxt/", "_gatsby/")
+_HASH_SEPARATORS = ".-_~"
+_HASH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def content_type(path: str) -> str:
+    """MIME type for a release path, with a charset for text."""
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix in _TYPES:
+        return _TYPES[suffix]
+    guessed, _ = mimetypes.guess_type(path, strict=False)
+    return guessed or _DEFAULT_TYPE
+
+
+def _is_hash(token: str) -> bool:
+    if not 8 <= len(token) <= 64 or not set(token) <= _HASH_CHARS:
+        return False
+    if set(token) <= _HEX:
+        return (any(c.isdigit() for c in token) and any(c.isalpha() for c in token)) or len(token) >= 16
+    return any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+
+
+def is_content_hashed(path: str) -> bool:
+    """Tell whether a file name carries a content hash (``app.3f9a1c2b.js``, ``index-BdW3x1Yz.css``)."""
+    if any(path.startswith(d) or f"/{d}" in path for d in _IMMUTABLE_DIRS):
+        return True
+    name = PurePosixPath(path).name
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    token = ""
+    for char in stem:
+        if char in _HASH_SEPARATORS:
+            if token and _is_hash(token):
+                return True
+            token = ""
+        else:
+            token += char
+    return bool(token) and _is_hash(token) and len(token) < len(stem)
+
+
+def cache_control(path: str) -> str:
+    """Cache-Control for a release path: hashed assets immutable, everything else revalidated."""
+    if path.lower().endswith((".html", ".htm")):
+        return REVALIDATE
+    return IMMUTABLE if is_content_hashed(path) else REVALIDATE

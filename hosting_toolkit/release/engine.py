@@ -1,0 +1,510 @@
+"""The release engine: create immutable releases, switch traffic, roll back and prune.
+
+The CLI and the pipeline's post-build step both call this module; nothing about releasing is
+written anywhere else.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from hosting_toolkit.config import HostingConfig
+from hosting_toolkit.contract import RELEASE_METADATA_KEY, RoutingState, is_release_id, release_prefix
+from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError, ReleaseConflictError
+from hosting_toolkit.release.archive import extract_archive
+from hosting_toolkit.release.kvs import KeyValueStore
+from hosting_toolkit.release.manifest import FileEntry, Manifest, manifest_json, scan_directory
+from hosting_toolkit.release.records import (
+    HISTORY_PREFIX,
+    JSON_TYPE,
+    PENDING_PREFIX,
+    RECORDS_PREFIX,
+    HistoryEntry,
+    PendingMarker,
+    ReleaseRecord,
+    manifest_key,
+    now,
+    pending_key,
+    record_key,
+)
+from hosting_toolkit.release.routing import RoutingChange, read_routing, update_routing
+from hosting_toolkit.release.storage import ObjectStore
+
+T = TypeVar("T")
+
+
+class Progress:
+    """Receives progress of long steps; the CLI draws bars, the default draws nothing."""
+
+    def begin(self, label: str, total: int) -> None:
+        """A step of ``total`` units starts."""
+
+    def advance(self, amount: int = 1) -> None:
+        """``amount`` units of the current step are done (called from worker threads)."""
+
+    def end(self) -> None:
+        """The current step is over."""
+
+    def note(self, message: str) -> None:
+        """A line worth showing a person."""
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """What ``create`` did, in the figures scripts read from ``release --json``."""
+
+    id: str
+    files: int
+    bytes: int
+    uploaded_files: int
+    uploaded_bytes: int
+    copied_files: int
+    resumed_files: int
+    already_existed: bool
+    activated: bool
+    base_release: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """One line of ``releases``."""
+
+    id: str
+    state: str
+    created: str
+    files: int
+    bytes: int
+    message: str = ""
+    revision: str = ""
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """Releases removed by ``prune`` and how many objects went with them."""
+
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    objects_deleted: int = 0
+
+
+def default_actor() -> str:
+    """Who is acting: the pipeline's build id, an explicit name, or user@host."""
+    for variable in ("HOSTING_TOOLKIT_ACTOR", "CODEBUILD_BUILD_ID"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class ReleaseEngine:
+    """Releases of one site in one bucket and one key-value store."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        kvs: KeyValueStore,
+        config: HostingConfig,
+        *,
+        actor: str | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.store = store
+        self.kvs = kvs
+        self.config = config
+        self.actor = actor or default_actor()
+        self.progress = progress or Progress()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def record(self, release_id: str) -> ReleaseRecord | None:
+        """The record of a complete release, or ``None``."""
+        data = self.store.get(record_key(release_id))
+        return None if data is None else ReleaseRecord.from_json(data)
+
+    def manifest(self, release_id: str) -> list[FileEntry]:
+        data = self.store.get(manifest_key(release_id))
+        return [] if data is None else [FileEntry.from_record(row) for row in json.loads(data)]
+
+    def status(self) -> RoutingState:
+        return read_routing(self.kvs)[0]
+
+    def records(self) -> list[ReleaseRecord]:
+        """Every complete release, newest first."""
+        keys = [key for key, _ in self.store.list(RECORDS_PREFIX) if key.endswith(".json")]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = [r for r in pool.map(lambda k: self.store.get(k), keys) if r is not None]
+        return sorted((ReleaseRecord.from_json(r) for r in found), key=lambda r: (r.created, r.id), reverse=True)
+
+    def history(self) -> list[HistoryEntry]:
+        """Every switch of the live release, oldest first."""
+        entries = [HistoryEntry.from_key(key) for key, _ in self.store.list(HISTORY_PREFIX)]
+        return sorted((e for e in entries if e is not None), key=lambda e: e.time)
+
+    def pending(self) -> list[PendingMarker]:
+        markers = []
+        for key, _ in self.store.list(PENDING_PREFIX):
+            data = self.store.get(key)
+            if data is not None:
+                markers.append(PendingMarker.from_json(data))
+        return markers
+
+    def list_releases(self) -> list[ReleaseInfo]:
+        """Complete and incomplete releases with their state, newest first."""
+        state = self.status()
+        ever_live = {e.to_release for e in self.history()}
+        infos = []
+        for record in self.records():
+            if record.id == state.live:
+                label = "live"
+            elif record.id == state.canary:
+                label = "canary"
+            elif record.id in state.pins:
+                label = "previous"
+            elif record.id in ever_live:
+                label = "retired"
+            else:
+                label = "staged"
+            infos.append(
+                ReleaseInfo(
+                    record.id, label, record.created, record.files, record.bytes, record.message, record.revision
+                )
+            )
+        complete = {i.id for i in infos}
+        for marker in self.pending():
+            if marker.id not in complete:
+                infos.append(ReleaseInfo(marker.id, "incomplete", marker.started, 0, 0))
+        return sorted(infos, key=lambda i: (i.created, i.id), reverse=True)
+
+    # -- creating ----------------------------------------------------------------------------
+
+    def create(
+        self,
+        source: Path,
+        *,
+        release_id: str | None = None,
+        message: str = "",
+        revision: str = "",
+        activate: bool = True,
+    ) -> ReleaseResult:
+        """Turn a build folder or ZIP file into a complete release, then (by default) make it live."""
+        if release_id is not None and not is_release_id(release_id):
+            raise InvalidInputError(
+                f"{release_id!r} is not a valid release id: use 1-40 of a-z 0-9 . _ - starting with a letter or digit"
+            )
+        if not source.exists():
+            raise InvalidInputError(f"{source}: no such file or folder")
+        if source.is_file():
+            limits = self.config.release
+            with tempfile.TemporaryDirectory(prefix="hosting-release-") as tmp:
+                self.progress.note(f"checking archive {source.name}")
+                folder = extract_archive(
+                    source,
+                    Path(tmp),
+                    entry=self.config.site.entry,
+                    max_bytes=limits.max_archive_bytes,
+                    max_ratio=limits.max_archive_ratio,
+                    max_files=limits.max_files,
+                )
+                return self._create_from_folder(folder, release_id, message, revision or source.name, activate)
+        return self._create_from_folder(source, release_id, message, revision, activate)
+
+    def _scan(self, folder: Path) -> Manifest:
+        self.progress.begin("hashing", sum(len(files) for _, _, files in os.walk(folder)))
+        try:
+            return scan_directory(
+                folder,
+                entry=self.config.site.entry,
+                static_aliases=self.config.site.mode == "static",
+                max_files=self.config.release.max_files,
+                on_progress=self.progress.advance,
+            )
+        finally:
+            self.progress.end()
+
+    def _create_from_folder(
+        self, folder: Path, release_id: str | None, message: str, revision: str, activate: bool
+    ) -> ReleaseResult:
+        manifest = self._scan(folder)
+        rid = release_id or manifest.content_id()
+        content_hash = manifest.content_hash
+        existing = self.record(rid)
+        if existing is not None:
+            if existing.content_hash != content_hash:
+                raise ReleaseConflictError(
+                    f"release {rid} already exists with other content; releases are immutable, use another --id"
+                )
+            self.progress.note(f"release {rid} already exists with the same content; nothing uploaded")
+            activated = self._activate_if(activate, rid)
+            return ReleaseResult(rid, manifest.files, manifest.bytes, 0, 0, 0, 0, True, activated)
+
+        marker = PendingMarker(rid, content_hash, now())
+        claimed = self.store.put_bytes(pending_key(rid), marker.to_json(), content_type=JSON_TYPE, if_absent=True)
+        if not claimed:
+            data = self.store.get(pending_key(rid))
+            other = PendingMarker.from_json(data) if data else None
+            if other is not None and other.content_hash != content_hash:
+                raise ReleaseConflictError(
+                    f"release {rid} is being uploaded with other content (started {other.started}); "
+                    "use another --id, or 'prune' the incomplete release first"
+                )
+            self.progress.note(f"resuming the incomplete release {rid}")
+
+        result = self._upload(rid, manifest)
+        self._verify(rid, manifest)
+        self.store.put_bytes(manifest_key(rid), manifest_json(manifest).encode(), content_type=JSON_TYPE)
+        record = ReleaseRecord(
+            id=rid,
+            content_hash=content_hash,
+            created=now(),
+            files=manifest.files,
+            bytes=manifest.bytes,
+            source=revision or str(folder),
+            revision=revision,
+            message=message,
+            actor=self.actor,
+        )
+        self.store.put_bytes(record_key(rid), record.to_json(), content_type=JSON_TYPE)
+        self.store.delete([pending_key(rid)])
+        activated = self._activate_if(activate, rid)
+        return replace(result, activated=activated)
+
+    def _activate_if(self, activate: bool, rid: str) -> bool:
+        if activate:
+            self.activate(rid)
+        return activate
+
+    def _base_files(self) -> tuple[str | None, dict[str, tuple[str, str]]]:
+        """Files of the live and the newest complete release: path -> (release, sha256)."""
+        state = self.status()
+        candidates: list[str] = []
+        if state.live:
+            candidates.append(state.live)
+        records = self.records()
+        if records and records[0].id not in candidates:
+            candidates.append(records[0].id)
+        files: dict[str, tuple[str, str]] = {}
+        for base in reversed(candidates):
+            for entry in self.manifest(base):
+                if entry.alias_of is None:
+                    files[entry.path] = (base, entry.sha256)
+        return (candidates[0] if candidates else None), files
+
+    def _upload(self, rid: str, manifest: Manifest) -> ReleaseResult:
+        prefix = release_prefix(rid)
+        present = {key[len(prefix) :]: size for key, size in self.store.list(prefix)}
+        base_release, base_files = self._base_files()
+        metadata = {RELEASE_METADATA_KEY: rid}
+        uploads: list[FileEntry] = []
+        copies: list[tuple[str, FileEntry]] = []
+        aliases: list[FileEntry] = []
+        resumed = 0
+        for entry in manifest.entries:
+            if present.get(entry.path) == entry.size:
+                resumed += 1
+            elif entry.alias_of is not None:
+                aliases.append(entry)
+            elif (base := base_files.get(entry.path)) and base[1] == entry.sha256 and base[0] != rid:
+                copies.append((release_prefix(base[0]) + entry.path, entry))
+            else:
+                uploads.append(entry)
+
+        def upload(entry: FileEntry) -> int:
+            self.store.put_file(
+                prefix + entry.path,
+                manifest.sources[entry.path],
+                content_type=entry.content_type,
+                cache_control=entry.cache_control,
+                metadata=metadata,
+            )
+            return entry.size
+
+        def copy(item: tuple[str, FileEntry]) -> int:
+            source_key, entry = item
+            try:
+                self.store.copy(
+                    source_key,
+                    prefix + entry.path,
+                    content_type=entry.content_type,
+                    cache_control=entry.cache_control,
+                    metadata=metadata,
+                )
+            except BackendError:
+                # The base release was pruned meanwhile: upload the file instead.
+                upload(entry)
+                return entry.size
+            return 0
+
+        def copy_alias(entry: FileEntry) -> int:
+            self.store.copy(
+                prefix + str(entry.alias_of),
+                prefix + entry.path,
+                content_type=entry.content_type,
+                cache_control=entry.cache_control,
+                metadata=metadata,
+            )
+            return 0
+
+        uploaded = sum(e.size for e in uploads)
+        fallback_bytes = 0
+        self.progress.begin(f"uploading {rid}", len(uploads) + len(copies) + len(aliases))
+        try:
+            self._run(upload, uploads)
+            fallback_bytes = sum(self._run(copy, copies))
+            self._run(copy_alias, aliases)
+        finally:
+            self.progress.end()
+        return ReleaseResult(
+            id=rid,
+            files=manifest.files,
+            bytes=manifest.bytes,
+            uploaded_files=len(uploads),
+            uploaded_bytes=uploaded + fallback_bytes,
+            copied_files=len(copies) + len(aliases),
+            resumed_files=resumed,
+            already_existed=False,
+            activated=False,
+            base_release=base_release,
+        )
+
+    def _run(self, work: Callable[[T], int], items: Iterable[T]) -> list[int]:
+        """Run ``work`` over ``items`` with bounded parallelism; the first failure stops the rest."""
+        results: list[int] = []
+        limit = self.config.release.concurrency
+        with ThreadPoolExecutor(max_workers=limit) as pool:
+            in_flight: set[Future[int]] = set()
+            try:
+                for item in items:
+                    if len(in_flight) >= limit * 4:
+                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                        results.extend(f.result() for f in done)
+                    future = pool.submit(work, item)
+                    future.add_done_callback(lambda _f: self.progress.advance(1))
+                    in_flight.add(future)
+                for future in in_flight:
+                    results.append(future.result())
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+        return results
+
+    def _verify(self, rid: str, manifest: Manifest) -> None:
+        """Every file of the manifest is in the bucket with its size before the release is complete."""
+        prefix = release_prefix(rid)
+        present = {key[len(prefix) :]: size for key, size in self.store.list(prefix)}
+        missing = [e.path for e in manifest.entries if present.get(e.path) != e.size]
+        if missing:
+            raise BackendError(
+                f"release {rid}: {len(missing)} files missing or truncated after upload (e.g. {missing[0]}); "
+                "run the same command again to complete it"
+            )
+
+    # -- switching ---------------------------------------------------------------------------
+
+    def _require_complete(self, release_id: str) -> ReleaseRecord:
+        if not is_release_id(release_id):
+            raise InvalidInputError(f"{release_id!r} is not a valid release id")
+        record = self.record(release_id)
+        if record is None:
+            if self.store.get(pending_key(release_id)) is not None:
+                raise InvalidInputError(
+                    f"release {release_id} is incomplete and cannot be activated; run its release command again"
+                )
+            raise NotFoundError(f"no release {release_id}; 'releases' lists them")
+        return record
+
+    def _pins_after(self, state: RoutingState, new_live: str) -> tuple[str, ...]:
+        pins = [p for p in ((state.live,) if state.live else ()) + state.pins if p and p != new_live]
+        return tuple(dict.fromkeys(pins))[: self.config.release.pins]
+
+    def _switch(self, action: str, target: str) -> RoutingChange:
+        def change(state: RoutingState) -> RoutingState:
+            if state.live == target and state.canary is None:
+                return state
+            new = RoutingState(live=target, canary=None, weight=0, pins=self._pins_after(state, target))
+            while True:
+                try:
+                    new.to_json()
+                    return new
+                except ValueError:
+                    new = replace(new, pins=new.pins[:-1])
+
+        result = update_routing(self.kvs, change)
+        if result.after != result.before:
+            entry = HistoryEntry(now(), action, self.actor, result.before.live, target)
+            try:
+                self.store.put_bytes(entry.key(), entry.to_json(), content_type=JSON_TYPE)
+            except BackendError as exc:
+                raise BackendError(f"{target} is live, but its history entry was not written: {exc}") from exc
+        return result
+
+    def activate(self, release_id: str) -> RoutingChange:
+        """Make a complete release live with one conditional KVS write."""
+        self._require_complete(release_id)
+        return self._switch("activate", release_id)
+
+    def rollback(self, to: str | None = None) -> RoutingChange:
+        """Return to the previous live release (or ``to``): one KVS write, nothing uploaded."""
+        if to is not None:
+            self._require_complete(to)
+            return self._switch("rollback", to)
+        state = self.status()
+        candidates = list(state.pins) + [e.from_release for e in reversed(self.history()) if e.from_release]
+        for candidate in dict.fromkeys(candidates):
+            if candidate != state.live and self.record(candidate) is not None:
+                return self._switch("rollback", candidate)
+        raise NotFoundError("there is no previous release to roll back to")
+
+    # -- pruning -----------------------------------------------------------------------------
+
+    def prune(self, keep: int | None = None, *, stale_after: timedelta = timedelta(hours=24)) -> PruneResult:
+        """Delete releases beyond the ``keep`` newest, never the live, canary or pinned ones."""
+        keep = self.config.release.keep if keep is None else keep
+        if keep < 0:
+            raise InvalidInputError("--keep must be 0 or more")
+        state = self.status()
+        protected = {r for r in (state.live, state.canary, *state.pins) if r}
+        records = self.records()
+        kept = [r.id for r in records[:keep]]
+        doomed = [r.id for r in records[keep:] if r.id not in protected]
+        removed: list[str] = []
+        deleted = 0
+        self.progress.begin("pruning", len(doomed))
+        try:
+            for rid in doomed:
+                record_data = self.store.get(record_key(rid))
+                if record_data is None:
+                    continue
+                self.store.delete([record_key(rid)])
+                latest = self.status()
+                if rid in {latest.live, latest.canary, *latest.pins}:
+                    # Activated while we looked: put the record back and keep the release.
+                    self.store.put_bytes(record_key(rid), record_data, content_type=JSON_TYPE)
+                    kept.append(rid)
+                    continue
+                deleted += self.store.delete([k for k, _ in self.store.list(release_prefix(rid))])
+                self.store.delete([manifest_key(rid)])
+                removed.append(rid)
+                self.progress.advance()
+            cutoff = (datetime.now(UTC) - stale_after).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            for marker in self.pending():
+                if marker.started < cutoff and self.record(marker.id) is None:
+                    deleted += self.store.delete([k for k, _ in self.store.list(release_prefix(marker.id))])
+                    self.store.delete([pending_key(marker.id)])
+                    removed.append(marker.id)
+        finally:
+            self.progress.end()
+        return PruneResult(removed, sorted(set(kept) | (protected & {r.id for r in records})), deleted)

@@ -1,0 +1,1 @@
+"""Protocol-level fakes of the AWS services the release engine talks to, and test-site builders."""

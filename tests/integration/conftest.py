@@ -1,0 +1,160 @@
+"""Local servers for integration tests: moto_server for S3 and the fake KeyValueStore data plane."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+
+from hosting_toolkit.config import HostingConfig, ReleaseConfig, SiteConfig
+from hosting_toolkit.release.engine import ReleaseEngine
+from hosting_toolkit.release.kvs import AwsKeyValueStore, KeyValueStore, LocalKeyValueStore, kvs_client
+from hosting_toolkit.release.s3 import S3ObjectStore, s3_client
+from hosting_toolkit.release.storage import ObjectStore
+from tests.fakes.kvs_server import FakeKeyValueStoreServer
+from tests.fakes.moto import AWS_ENV_TO_CLEAR, AWS_TEST_ENV, MotoServer
+
+#: Upload workers in tests: enough to exercise the thread pool, few enough for two cores.
+TEST_CONCURRENCY = 8
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Dummy credentials and region; no profile or config file of the machine leaks in."""
+    for name in AWS_ENV_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in AWS_TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    nowhere = tmp_path_factory.getbasetemp() / "no-aws-config"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(nowhere))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(nowhere))
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto_server process per test session (per xdist worker)."""
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto_server.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class S3Calls:
+    """S3 requests a client made, with their parameters, recorded by a botocore event hook."""
+
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach(self, client: Any) -> S3Calls:
+        client.meta.events.register("before-parameter-build.s3", self._record)
+        return self
+
+    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls.append((model.name, dict(params)))
+
+    def of(self, operation: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [params for name, params in self.calls if name == operation]
+
+    def writes_under(self, prefix: str) -> list[str]:
+        """Keys under ``prefix`` written by PutObject, CopyObject or multipart uploads."""
+        writes = ("PutObject", "CopyObject", "CreateMultipartUpload")
+        with self._lock:
+            return [p["Key"] for name, p in self.calls if name in writes and p["Key"].startswith(prefix)]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+
+@dataclass
+class S3Bucket:
+    """A fresh bucket in moto_server, a client to inspect it, and stores that write to it."""
+
+    endpoint: str
+    name: str
+    client: Any
+
+    def store(self) -> S3ObjectStore:
+        return S3ObjectStore(s3_client(concurrency=TEST_CONCURRENCY, endpoint_url=self.endpoint), self.name)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        return [o["Key"] for page in paginator.paginate(Bucket=self.name, Prefix=prefix) for o in page.get("Contents", [])]
+
+    def head(self, key: str) -> dict[str, Any]:
+        return dict(self.client.head_object(Bucket=self.name, Key=key))
+
+    def body(self, key: str) -> bytes:
+        return bytes(self.client.get_object(Bucket=self.name, Key=key)["Body"].read())
+
+
+@pytest.fixture
+def s3_bucket(moto_server: MotoServer, aws_env: None) -> S3Bucket:
+    """An empty bucket in a freshly reset moto_server."""
+    moto_server.reset()
+    client = boto3.client("s3", endpoint_url=moto_server.endpoint)
+    name = f"site-{secrets.token_hex(4)}"
+    client.create_bucket(Bucket=name)
+    return S3Bucket(moto_server.endpoint, name, client)
+
+
+@pytest.fixture(scope="session")
+def kvs_server() -> Iterator[FakeKeyValueStoreServer]:
+    """The fake KeyValueStore data plane, one per test session."""
+    server = FakeKeyValueStoreServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class FakeKvs:
+    """A fresh store in the fake server and the engine's AWS backend pointed at it."""
+
+    server: FakeKeyValueStoreServer
+    arn: str
+    store: AwsKeyValueStore
+
+
+@pytest.fixture
+def fake_kvs(kvs_server: FakeKeyValueStoreServer, aws_env: None) -> FakeKvs:
+    """An empty store; the server's request counts start at zero."""
+    kvs_server.reset()
+    arn = kvs_server.create_store()
+    return FakeKvs(kvs_server, arn, AwsKeyValueStore(kvs_client(endpoint_url=kvs_server.url), arn))
+
+
+def make_config(*, mode: str = "spa", **release: Any) -> HostingConfig:
+    """A configuration for tests: small upload concurrency unless given."""
+    release.setdefault("concurrency", TEST_CONCURRENCY)
+    return HostingConfig(site=SiteConfig(mode=mode), release=ReleaseConfig(**release))  # type: ignore[arg-type]
+
+
+EngineFactory = Callable[..., ReleaseEngine]
+
+
+@pytest.fixture
+def make_engine(tmp_path: Any) -> EngineFactory:
+    """Build an engine on any store and KVS; the KVS defaults to a local file."""
+
+    def build(
+        store: ObjectStore, kvs: KeyValueStore | None = None, *, config: HostingConfig | None = None
+    ) -> ReleaseEngine:
+        return ReleaseEngine(
+            store,
+            kvs or LocalKeyValueStore(tmp_path / "kvs.json"),
+            config or make_config(),
+            actor="tests",
+        )
+
+    return build

@@ -1,0 +1,109 @@
+"""The edge functions use exactly the names and formats defined in ``hosting_toolkit/contract.py``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from hosting_toolkit import contract
+from hosting_toolkit.config import HostingConfig
+from hosting_toolkit.edge.code import ROUTER_FILE, VIEWER_RESPONSE_FILE, render_router
+from hosting_toolkit.edge.events import viewer_request_event
+from hosting_toolkit.edge.sandbox import FunctionSandbox
+
+DECLARATION = re.compile(r"^const ([A-Z][A-Z0-9_]*) = ('[^'\\]*'|\d+);$", re.MULTILINE)
+
+ROUTER_NAMES = {
+    "ROUTING_KEY": contract.ROUTING_KEY,
+    "RELEASE_COOKIE": contract.RELEASE_COOKIE,
+    "RELEASES_PREFIX": contract.RELEASES_PREFIX,
+    "RELEASE_HEADER": contract.RELEASE_HEADER,
+    "MAX_URI_LENGTH": contract.MAX_URI_LENGTH,
+}
+VIEWER_RESPONSE_NAMES = {
+    "RELEASE_HEADER": contract.RELEASE_HEADER,
+    "RELEASE_METADATA_HEADER": f"x-amz-meta-{contract.RELEASE_METADATA_KEY}",
+    "RELEASE_COOKIE": contract.RELEASE_COOKIE,
+    "RELEASES_PREFIX": contract.RELEASES_PREFIX,
+}
+
+
+def declarations(source: Path) -> dict[str, str | int]:
+    """The top-level ``const NAME = 'literal';`` declarations of a function file."""
+    found: dict[str, str | int] = {}
+    for name, literal in DECLARATION.findall(source.read_text(encoding="utf-8")):
+        found[name] = literal[1:-1] if literal.startswith("'") else int(literal)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [(ROUTER_FILE, ROUTER_NAMES), (VIEWER_RESPONSE_FILE, VIEWER_RESPONSE_NAMES)],
+    ids=["router", "viewer-response"],
+)
+def test_function_declares_the_contract_values(source: Path, expected: dict[str, str | int]) -> None:
+    declared = declarations(source)
+    assert {name: declared.get(name) for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [(ROUTER_FILE, ROUTER_NAMES), (VIEWER_RESPONSE_FILE, VIEWER_RESPONSE_NAMES)],
+    ids=["router", "viewer-response"],
+)
+def test_contract_values_appear_only_in_their_declaration(source: Path, expected: dict[str, str | int]) -> None:
+    text = source.read_text(encoding="utf-8")
+    for name, value in expected.items():
+        literal = f"'{value}'" if isinstance(value, str) else str(value)
+        assert text.count(literal) == 1, f"{source.name} repeats {literal} instead of using {name}"
+        assert re.search(rf"\b{name}\b", text.split(f"const {name} =", 1)[1]), f"{source.name} never uses {name}"
+
+
+def test_router_reads_the_routing_key_in_json_format() -> None:
+    text = ROUTER_FILE.read_text(encoding="utf-8")
+    assert text.count("kvs.get(") == 1
+    assert "kvs.get(ROUTING_KEY, { format: 'json' })" in text
+
+
+def test_router_id_alphabet_matches_the_release_id_pattern() -> None:
+    match = re.fullmatch(r"\^\[([^\]]+)\]\[([^\]]+)\]\{0,(\d+)\}\$", contract.RELEASE_ID_PATTERN)
+    assert match, "RELEASE_ID_PATTERN changed shape; update the router's ID_CHARS check"
+
+    def expand(char_class: str) -> str:
+        return re.sub(r"(.)-(.)", lambda m: "".join(map(chr, range(ord(m[1]), ord(m[2]) + 1))), char_class)
+
+    alphabet = str(declarations(ROUTER_FILE)["ID_CHARS"])
+    # The router allows the first 36 characters first; lengths are checked by behaviour below.
+    assert alphabet[:36] == expand(match[1])
+    assert sorted(alphabet) == sorted(expand(match[2]))
+
+
+@pytest.mark.node
+def test_router_accepts_exactly_the_release_ids_of_the_contract(function_sandbox: FunctionSandbox) -> None:
+    function_sandbox.load("contract-router", render_router(HostingConfig()))
+    live = "a1b2c3d4e5f6"
+    candidates = [
+        "a", "0", "abc123", "v1.2.3", "rel_2024-06-01", "a" * 40, "a" * 41, "", ".", "..", "a..b", ".a", "-a", "_a",
+        "A", "aB", "a/b", "a b", "a%2e", "é", "a\\b", "1" * 39 + ".", "x-", "x.", "0f0f0f0f0f0f",
+    ]  # fmt: skip
+    for candidate in candidates:
+        state = json.dumps({"live": live, "pins": [candidate]})
+        event = viewer_request_event("GET", "/app.js", [("Cookie", f"{contract.RELEASE_COOKIE}={candidate}")])
+        result = function_sandbox.invoke("contract-router", event, {contract.ROUTING_KEY: state}).result
+        assert result is not None
+        chosen = candidate if contract.is_release_id(candidate) else live
+        assert result["uri"] == f"/{contract.release_prefix(chosen)}app.js", candidate
+
+
+@pytest.mark.node
+def test_router_reads_the_state_routing_state_writes(function_sandbox: FunctionSandbox) -> None:
+    function_sandbox.load("contract-router", render_router(HostingConfig()))
+    state = contract.RoutingState(live="new1", canary="next2", weight=5, pins=("old1", "old2"))
+    for cookie, chosen in (("old2", "old2"), ("gone", "new1")):
+        event = viewer_request_event("GET", "/x.css", [("Cookie", f"{contract.RELEASE_COOKIE}={cookie}")])
+        result = function_sandbox.invoke("contract-router", event, {contract.ROUTING_KEY: state.to_json()}).result
+        assert result is not None
+        assert result["uri"] == f"/{contract.release_prefix(chosen)}x.css"

@@ -1,0 +1,129 @@
+"""Rendering the deployed code of the edge functions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hosting_toolkit.config import HostingConfig, SiteConfig
+from hosting_toolkit.edge import code
+from hosting_toolkit.edge.code import (
+    CLOUDFRONT_FUNCTION_LIMIT,
+    ROUTER_SIZE_BUDGET,
+    VIEWER_RESPONSE_SIZE_BUDGET,
+    render,
+    render_router,
+    render_viewer_response,
+)
+
+CONFIGS = {
+    "spa": HostingConfig(site=SiteConfig(mode="spa")),
+    "static": HostingConfig(site=SiteConfig(mode="static")),
+    "long-entry": HostingConfig(site=SiteConfig(entry="a-rather-long-entry-page-name-for-a-site.html")),
+}
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+def test_router_stays_within_its_size_budget(config: HostingConfig) -> None:
+    assert len(render_router(config).encode()) <= ROUTER_SIZE_BUDGET < CLOUDFRONT_FUNCTION_LIMIT
+
+
+def test_viewer_response_stays_within_its_size_budget() -> None:
+    assert len(render_viewer_response(HostingConfig()).encode()) <= VIEWER_RESPONSE_SIZE_BUDGET
+
+
+def test_rendered_router_starts_with_its_import_then_the_site_settings() -> None:
+    lines = render_router(HostingConfig(site=SiteConfig(mode="static", entry="home.html"))).splitlines()
+    assert lines[0] == "import cf from 'cloudfront';"
+    assert lines[1] == 'const SITE={"entry":"home.html","mode":"static"};'
+    assert sum(line.startswith("const SITE=") for line in lines) == 1
+
+
+@pytest.mark.parametrize("rendered", [render_router(HostingConfig()), render_viewer_response(HostingConfig())])
+def test_rendering_drops_comments_blank_lines_and_indentation(rendered: str) -> None:
+    lines = rendered.splitlines()
+    assert rendered.endswith("\n")
+    assert all(line and line == line.strip() and not line.startswith("//") for line in lines)
+    assert "function handler(event)" in rendered
+
+
+def test_viewer_response_has_no_imports_and_no_site_settings() -> None:
+    rendered = render_viewer_response(HostingConfig())
+    assert "import " not in rendered
+    assert "SITE" not in rendered
+
+
+def test_oversized_router_raises_naming_budget_and_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "router.js"
+    source.write_text("import cf from 'cloudfront';\n" + "const PADDING = '" + "x" * ROUTER_SIZE_BUDGET + "';\n")
+    monkeypatch.setattr(code, "ROUTER_FILE", source)
+    size = len(render(source, code.site_settings(HostingConfig())).encode())
+    with pytest.raises(ValueError, match=rf"router function is {size} bytes, over its budget of {ROUTER_SIZE_BUDGET} bytes"):
+        render_router(HostingConfig())
+
+
+def test_import_after_code_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "late.js"
+    source.write_text("const A = 1;\nimport cf from 'cloudfront';\n")
+    with pytest.raises(ValueError, match="import lines must come before any other code"):
+        render(source, {})
+
+
+NJS_CLOUDFRONT_STUB = """
+const store = { routing: '{"live":"abc"}' };
+export default {
+  kvs: () => ({
+    get: async (key, options) => {
+      if (!(key in store)) throw new Error('key not found');
+      return options && options.format === 'json' ? JSON.parse(store[key]) : store[key];
+    },
+  }),
+};
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "event"),
+    [
+        ("router", {"request": {"method": "GET", "uri": "/about", "querystring": {}, "headers": {}, "cookies": {}}}),
+        (
+            "viewer-response",
+            {
+                "request": {"method": "GET", "uri": "/releases/abc/index.html", "headers": {}, "cookies": {}},
+                "response": {"statusCode": 200, "headers": {"content-type": {"value": "text/html"}}, "cookies": {}},
+            },
+        ),
+    ],
+)
+def test_rendered_functions_run_under_njs(tmp_path: Path, name: str, event: dict[str, object]) -> None:
+    """njs rejects syntax CloudFront's runtime also lacks (e.g. ``?.``), so the deployed code must load there."""
+    njs = shutil.which("njs")
+    if not njs:
+        pytest.skip("njs is not installed")
+    (tmp_path / "cloudfront").write_text(NJS_CLOUDFRONT_STUB)
+    rendered = render_router(HostingConfig()) if name == "router" else render_viewer_response(HostingConfig())
+    script = tmp_path / f"{name}.js"
+    script.write_text(
+        rendered + f"Promise.resolve(handler({json.dumps(event)})).then((r) => console.log(JSON.stringify(r)));\n"
+    )
+    run = subprocess.run([njs, "-t", "module", "-p", str(tmp_path), str(script)], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    if name == "router":
+        assert result["uri"] == "/releases/abc/index.html"
+    else:
+        assert result["headers"]["x-release"] == {"value": "abc"}
+
+
+def test_njs_rejects_syntax_cloudfront_lacks(tmp_path: Path) -> None:
+    njs = shutil.which("njs")
+    if not njs:
+        pytest.skip("njs is not installed")
+    script = tmp_path / "optional.js"
+    script.write_text("function handler(event) { return event?.request; }\n")
+    run = subprocess.run([njs, "-t", "module", str(script)], capture_output=True, text=True, timeout=30)
+    assert run.returncode != 0

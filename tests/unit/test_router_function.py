@@ -1,0 +1,413 @@
+"""The rendered edge functions, run in the Node sandbox with CloudFront's real event shapes."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hosting_toolkit.config import HostingConfig, SiteConfig
+from hosting_toolkit.contract import (
+    MAX_URI_LENGTH,
+    RELEASE_COOKIE,
+    RELEASE_HEADER,
+    RELEASE_METADATA_KEY,
+    ROUTING_KEY,
+    RoutingState,
+    release_prefix,
+)
+from hosting_toolkit.edge.code import render_router, render_viewer_response
+from hosting_toolkit.edge.events import (
+    http_response,
+    is_response,
+    viewer_request_event,
+    viewer_response_event,
+)
+from hosting_toolkit.edge.sandbox import FunctionSandbox, Invocation
+
+pytestmark = pytest.mark.node
+
+LIVE = "a1b2c3d4e5f6"
+OLD = "0f0f0f0f0f0f"
+UNPINNED = "9999aaaa9999"
+ROUTED = {ROUTING_KEY: RoutingState(live=LIVE, pins=(OLD,)).to_json()}
+METADATA_HEADER = f"x-amz-meta-{RELEASE_METADATA_KEY}"
+
+
+@pytest.fixture(scope="module")
+def sandbox(function_sandbox: FunctionSandbox) -> Iterator[FunctionSandbox]:
+    for mode in ("spa", "static"):
+        function_sandbox.load(f"router-{mode}", render_router(HostingConfig(site=SiteConfig(mode=mode))))
+    function_sandbox.load("router-app", render_router(HostingConfig(site=SiteConfig(entry="app.html"))))
+    function_sandbox.load("viewer-response", render_viewer_response(HostingConfig()))
+    yield function_sandbox
+
+
+def route(
+    sandbox: FunctionSandbox,
+    path: str,
+    *,
+    mode: str = "spa",
+    cookie: str | None = None,
+    kvs: dict[str, str] | None = None,
+) -> Invocation:
+    headers = [("Host", "www.example.com"), ("Accept", "text/html")]
+    if cookie is not None:
+        headers.append(("Cookie", cookie))
+    invocation = sandbox.invoke(f"router-{mode}", viewer_request_event("GET", path, headers), ROUTED if kvs is None else kvs)
+    assert invocation.ok, invocation.error
+    return invocation
+
+
+def routed_uri(invocation: Invocation) -> str:
+    assert invocation.result is not None and not is_response(invocation.result), invocation.result
+    return str(invocation.result["uri"])
+
+
+def header(result: dict[str, Any] | None, name: str) -> str | None:
+    assert result is not None
+    entry = result.get("headers", {}).get(name)
+    return None if entry is None else str(entry["value"])
+
+
+# --- path mapping -------------------------------------------------------------------------------
+
+SPA_CASES = [
+    ("/", "/index.html"),
+    ("/about", "/index.html"),
+    ("/about/", "/index.html"),
+    ("/users/42/edit", "/index.html"),
+    ("/assets/app.3f9a.js", "/assets/app.3f9a.js"),
+    ("/favicon.ico", "/favicon.ico"),
+    ("/docs/page.html", "/docs/page.html"),
+    ("/.well-known/security.txt", "/.well-known/security.txt"),
+    ("/a%20b.css", "/a%20b.css"),
+]
+
+STATIC_CASES = [
+    ("/", "/index.html"),
+    ("/about/", "/about/index.html"),
+    ("/about", "/about/index.html"),
+    ("/blog/2024/post", "/blog/2024/post/index.html"),
+    ("/v1.2/guide", "/v1.2/guide/index.html"),
+    ("/about.html", "/about.html"),
+    ("/img/logo.svg", "/img/logo.svg"),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), SPA_CASES)
+def test_spa_mode_maps_extensionless_paths_to_the_entry_page(sandbox: FunctionSandbox, path: str, expected: str) -> None:
+    assert routed_uri(route(sandbox, path)) == f"/{release_prefix(LIVE)}{expected[1:]}"
+
+
+@pytest.mark.parametrize(("path", "expected"), STATIC_CASES)
+def test_static_mode_maps_directories_and_clean_urls_to_index_pages(
+    sandbox: FunctionSandbox, path: str, expected: str
+) -> None:
+    assert routed_uri(route(sandbox, path, mode="static")) == f"/{release_prefix(LIVE)}{expected[1:]}"
+
+
+def test_spa_mode_uses_the_configured_entry_page(sandbox: FunctionSandbox) -> None:
+    assert routed_uri(route(sandbox, "/deep/link", mode="app")) == f"/releases/{LIVE}/app.html"
+
+
+def test_query_string_headers_and_cookies_pass_through_unchanged(sandbox: FunctionSandbox) -> None:
+    event = viewer_request_event("GET", "/app.js?v=1&v=2&q=a%20b", [("Host", "h"), ("Cookie", "theme=dark")])
+    result = sandbox.invoke("router-spa", event, ROUTED).result
+    assert result is not None
+    assert result["querystring"] == event["request"]["querystring"]
+    assert result["headers"] == event["request"]["headers"]
+    assert result["cookies"] == {"theme": {"value": "dark"}}
+    assert result["method"] == "GET"
+
+
+def test_common_path_reads_the_kvs_exactly_once(sandbox: FunctionSandbox) -> None:
+    for path in ("/", "/about", "/assets/app.js"):
+        assert route(sandbox, path).kvs_reads == 1
+        assert route(sandbox, path, cookie=f"{RELEASE_COOKIE}={OLD}").kvs_reads == 1
+
+
+# --- release choice -----------------------------------------------------------------------------
+
+STICKY_CASES = [
+    pytest.param(f"{RELEASE_COOKIE}={OLD}", OLD, id="pinned-release"),
+    pytest.param(f"{RELEASE_COOKIE}={LIVE}", LIVE, id="live-release"),
+    pytest.param(f"{RELEASE_COOKIE}={UNPINNED}", LIVE, id="no-longer-pinned"),
+    pytest.param(f"{RELEASE_COOKIE}=../{OLD}", LIVE, id="traversal-in-cookie"),
+    pytest.param(f"{RELEASE_COOKIE}=OLD", LIVE, id="uppercase-id"),
+    pytest.param(f"{RELEASE_COOKIE}=", LIVE, id="empty-cookie"),
+    pytest.param(f"{RELEASE_COOKIE}={'a' * 41}", LIVE, id="too-long-id"),
+    pytest.param(f"other={OLD}", LIVE, id="other-cookie"),
+    pytest.param(f"theme=dark; {RELEASE_COOKIE}={OLD}", OLD, id="among-other-cookies"),
+]
+
+
+@pytest.mark.parametrize(("cookie", "chosen"), STICKY_CASES)
+def test_release_cookie_is_honoured_only_while_the_release_is_pinned_or_live(
+    sandbox: FunctionSandbox, cookie: str, chosen: str
+) -> None:
+    for mode in ("spa", "static"):
+        assert routed_uri(route(sandbox, "/assets/app.js", mode=mode, cookie=cookie)) == f"/releases/{chosen}/assets/app.js"
+
+
+def test_canary_fields_are_ignored_for_now(sandbox: FunctionSandbox) -> None:
+    state = {ROUTING_KEY: RoutingState(live=LIVE, canary=UNPINNED, weight=100).to_json()}
+    assert routed_uri(route(sandbox, "/", kvs=state)).startswith(f"/releases/{LIVE}/")
+
+
+NOT_LIVE_STATES = [
+    pytest.param({}, id="missing-key"),
+    pytest.param({ROUTING_KEY: "{}"}, id="empty-state"),
+    pytest.param({ROUTING_KEY: json.dumps({"pins": [OLD]})}, id="pins-without-live"),
+    pytest.param({ROUTING_KEY: json.dumps({"live": "../etc"})}, id="invalid-live-id"),
+    pytest.param({ROUTING_KEY: "null"}, id="null"),
+    pytest.param({ROUTING_KEY: "[]"}, id="array"),
+    pytest.param({ROUTING_KEY: "not json"}, id="malformed"),
+]
+
+
+@pytest.mark.parametrize("kvs", NOT_LIVE_STATES)
+def test_without_a_live_release_the_router_answers_a_readable_503(sandbox: FunctionSandbox, kvs: dict[str, str]) -> None:
+    invocation = route(sandbox, "/", kvs=kvs, cookie=f"{RELEASE_COOKIE}={OLD}")
+    response = invocation.result
+    assert response is not None and is_response(response)
+    assert response["statusCode"] == 503
+    assert header(response, RELEASE_HEADER) == "none"
+    assert header(response, "cache-control") == "no-store"
+    assert (header(response, "content-type") or "").startswith("text/html")
+    assert "not published yet" in response["body"]
+    assert invocation.kvs_reads == 1
+
+
+# --- path safety --------------------------------------------------------------------------------
+
+UNSAFE_PATHS = [
+    "/../etc/passwd",
+    "/..",
+    "/a/../../b",
+    "/a/..",
+    "/%2e%2e/x",
+    "/%2E%2e/",
+    "/a/%2E/b",
+    "/a%2fb",
+    "/a%2Fb",
+    "/a%5cb",
+    "/a%5Cb",
+    "/a\\b",
+    "/a%00",
+    "/a%0a",
+    "/a%1F",
+    "/a%7f",
+    "/./a",
+    "/a/.",
+    "//a",
+    "/a//b",
+    "/a\x00b",
+    "/a\nb",
+    "/a\x7fb",
+    "a",
+    "",
+    "/" + "a" * MAX_URI_LENGTH,
+    "/" + "x" * 1999,
+]
+
+
+@pytest.mark.parametrize("path", UNSAFE_PATHS, ids=lambda p: repr(p[:24]))
+@pytest.mark.parametrize("mode", ["spa", "static"])
+def test_unsafe_paths_answer_400_without_reading_the_kvs(sandbox: FunctionSandbox, path: str, mode: str) -> None:
+    invocation = route(sandbox, path, mode=mode)
+    response = invocation.result
+    assert response is not None and is_response(response)
+    assert response["statusCode"] == 400
+    assert header(response, RELEASE_HEADER) == "none"
+    assert (header(response, "content-type") or "").startswith("text/plain")
+    assert invocation.kvs_reads == 0
+
+
+def test_longest_allowed_path_is_routed(sandbox: FunctionSandbox) -> None:
+    path = "/" + "a" * (MAX_URI_LENGTH - 4) + ".js"
+    assert len(path) == MAX_URI_LENGTH
+    assert routed_uri(route(sandbox, path)) == f"/releases/{LIVE}{path}"
+
+
+FRAGMENTS = [
+    "a", "b.js", "index.html", ".", "..", "...", ".hidden", "%2e", "%2E", "%2f", "%2F", "%5c", "%5C", "%00",
+    "%25", "%252e", "%20", "\\", "/", "//", "?", "#", ";", "~", "é", "%", "%2", "%c0%ae", "\t", "\x00", "-", "_",
+]  # fmt: skip
+
+
+def random_path(rng: random.Random) -> str:
+    parts = [rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 8))]
+    separator = rng.choice(["/", "/", "/", ""])
+    return "/" + separator.join(parts) if rng.random() < 0.95 else separator.join(parts)
+
+
+def assert_confined(uri: str, release: str) -> None:
+    prefix = f"/{release_prefix(release)}"
+    assert uri.startswith(prefix), uri
+    rest = uri[len(prefix) :]
+    segments = rest.split("/")
+    assert "." not in segments and ".." not in segments, uri
+    assert "" not in segments, uri
+    assert "\\" not in rest, uri
+    lowered = rest.lower()
+    for encoded in ("%2e", "%2f", "%5c", "%00"):
+        assert encoded not in lowered, uri
+    assert all(ord(char) >= 32 and ord(char) != 127 for char in rest), uri
+
+
+@pytest.mark.parametrize("mode", ["spa", "static"])
+def test_any_routed_uri_stays_inside_the_chosen_release(sandbox: FunctionSandbox, mode: str) -> None:
+    rng = random.Random(20240601)
+    routed = rejected = 0
+    for _ in range(1500):
+        path = random_path(rng)
+        cookie = rng.choice([None, f"{RELEASE_COOKIE}={OLD}", f"{RELEASE_COOKIE}={UNPINNED}"])
+        invocation = route(sandbox, path, mode=mode, cookie=cookie)
+        result = invocation.result
+        assert result is not None
+        if is_response(result):
+            assert result["statusCode"] == 400, (path, result)
+            rejected += 1
+            continue
+        routed += 1
+        assert_confined(str(result["uri"]), OLD if cookie == f"{RELEASE_COOKIE}={OLD}" else LIVE)
+    assert routed > 100 and rejected > 100, (routed, rejected)
+
+
+# --- viewer response ----------------------------------------------------------------------------
+
+
+def respond(
+    sandbox: FunctionSandbox, uri: str, status: int, headers: list[tuple[str, str]]
+) -> dict[str, Any]:
+    request = viewer_request_event("GET", uri, [("Host", "h")])["request"]
+    invocation = sandbox.invoke("viewer-response", viewer_response_event(request, status, headers))
+    assert invocation.ok, invocation.error
+    assert invocation.kvs_reads == 0
+    assert invocation.result is not None
+    return invocation.result
+
+
+def test_viewer_response_names_the_release_from_s3_metadata_and_pins_html_viewers(sandbox: FunctionSandbox) -> None:
+    result = respond(
+        sandbox,
+        f"/releases/{LIVE}/index.html",
+        200,
+        [("Content-Type", "text/html; charset=utf-8"), ("X-Amz-Meta-Release", LIVE), ("Server", "AmazonS3")],
+    )
+    assert header(result, RELEASE_HEADER) == LIVE
+    assert METADATA_HEADER not in result["headers"]
+    assert header(result, "server") == "AmazonS3"
+    assert result["cookies"][RELEASE_COOKIE] == {
+        "value": LIVE,
+        "attributes": "Path=/; Secure; SameSite=Lax; Max-Age=3600",
+    }
+
+
+def test_viewer_response_does_not_pin_on_assets_or_errors(sandbox: FunctionSandbox) -> None:
+    asset = respond(sandbox, f"/releases/{LIVE}/app.js", 200, [("Content-Type", "text/javascript"), (METADATA_HEADER, LIVE)])
+    assert header(asset, RELEASE_HEADER) == LIVE
+    assert RELEASE_COOKIE not in asset["cookies"]
+    missing = respond(sandbox, f"/releases/{LIVE}/nope.html", 403, [("Content-Type", "application/xml")])
+    assert header(missing, RELEASE_HEADER) == LIVE
+    assert RELEASE_COOKIE not in missing["cookies"]
+
+
+def test_viewer_response_falls_back_to_the_routed_uri_and_keeps_origin_cookies(sandbox: FunctionSandbox) -> None:
+    result = respond(
+        sandbox, f"/releases/{OLD}/docs/index.html", 304, [("Set-Cookie", "session=1; Path=/; HttpOnly")]
+    )
+    assert header(result, RELEASE_HEADER) == OLD
+    assert result["cookies"]["session"] == {"value": "1", "attributes": "Path=/; HttpOnly"}
+    assert result["cookies"][RELEASE_COOKIE]["value"] == OLD
+
+
+def test_viewer_response_without_a_release_says_none(sandbox: FunctionSandbox) -> None:
+    result = respond(sandbox, "/elsewhere/index.html", 200, [("Content-Type", "text/html")])
+    assert header(result, RELEASE_HEADER) == "none"
+    assert RELEASE_COOKIE not in result["cookies"]
+
+
+def test_router_and_viewer_response_together_give_http_headers(sandbox: FunctionSandbox) -> None:
+    routed = route(sandbox, "/pricing", cookie=f"{RELEASE_COOKIE}={OLD}").result
+    assert routed is not None
+    result = sandbox.invoke(
+        "viewer-response", viewer_response_event(routed, 200, [("Content-Type", "text/html"), (METADATA_HEADER, OLD)])
+    ).result
+    assert result is not None
+    response = http_response(result)
+    assert response.status == 200
+    assert (RELEASE_HEADER, OLD) in response.headers
+    assert ("set-cookie", f"{RELEASE_COOKIE}={OLD}; Path=/; Secure; SameSite=Lax; Max-Age=3600") in response.headers
+    assert response.body is None
+
+
+def test_generated_503_turns_into_an_http_response(sandbox: FunctionSandbox) -> None:
+    result = route(sandbox, "/", kvs={}).result
+    assert result is not None
+    response = http_response(result)
+    assert response.status == 503
+    assert response.reason == "Service Unavailable"
+    assert (RELEASE_HEADER, "none") in response.headers
+    assert response.body is not None and b"not published yet" in response.body
+
+
+# --- the same cases under njs -------------------------------------------------------------------
+
+NJS_CLOUDFRONT_STUB = """
+export default {
+  kvs: () => ({
+    get: async (key, options) => {
+      const store = globalThis.kvsData;
+      if (!(key in store)) throw new Error('key not found');
+      return options && options.format === 'json' ? JSON.parse(store[key]) : store[key];
+    },
+  }),
+};
+"""
+
+NJS_DRIVER = """
+const cases = JSON.parse(CASES);
+async function main() {
+  for (let i = 0; i < cases.length; i++) {
+    globalThis.kvsData = cases[i].kvs;
+    const result = await handler(cases[i].event);
+    console.log(JSON.stringify(result));
+  }
+}
+main();
+"""
+
+
+def test_router_gives_the_same_answers_under_njs(sandbox: FunctionSandbox, tmp_path: Path) -> None:
+    """njs implements the same restricted JavaScript as CloudFront's runtime, so both must agree."""
+    njs = shutil.which("njs")
+    if not njs:
+        pytest.skip("njs is not installed")
+    (tmp_path / "cloudfront").write_text(NJS_CLOUDFRONT_STUB)
+    cases: list[dict[str, Any]] = []
+    for path, _ in SPA_CASES:
+        cases.append({"event": viewer_request_event("GET", path, [("Cookie", f"{RELEASE_COOKIE}={OLD}")]), "kvs": ROUTED})
+    for path in UNSAFE_PATHS[:12]:
+        cases.append({"event": viewer_request_event("GET", path), "kvs": ROUTED})
+    for kvs in ({}, {ROUTING_KEY: "{}"}, {ROUTING_KEY: '{"live":"../x"}'}):
+        cases.append({"event": viewer_request_event("GET", "/"), "kvs": kvs})
+    for mode in ("spa", "static"):
+        script = tmp_path / f"router-{mode}.js"
+        code = render_router(HostingConfig(site=SiteConfig(mode=mode)))
+        script.write_text(code + f"const CASES = {json.dumps(json.dumps(cases))};\n" + NJS_DRIVER)
+        run = subprocess.run(
+            [njs, "-t", "module", "-p", str(tmp_path), str(script)], capture_output=True, text=True, timeout=30
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        njs_results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+        sandbox_results = [sandbox.invoke(f"router-{mode}", case["event"], case["kvs"]).result for case in cases]
+        assert njs_results == sandbox_results
+
