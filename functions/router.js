@@ -55,13 +55,14 @@ function mapPath(uri) {
 }
 
 // Order of precedence (DESIGN 3.4): preview token, pinned cookie, canary cohort, live.
-// Preview and canary are separate steps that slot in around the pin check.
-function chooseRelease(request, state) {
+// A page navigation always gets the live release, so one write switches every viewer at once;
+// only the assets a page asks for follow its pin (skew protection), while the pin is retained.
+function chooseRelease(request, state, page) {
   if (!state || !validId(state.live)) return null;
   const cookie = request.cookies && request.cookies[RELEASE_COOKIE];
   const pinned = cookie ? cookie.value : '';
   const pins = Array.isArray(state.pins) ? state.pins : [];
-  if (validId(pinned) && (pinned === state.live || pins.indexOf(pinned) >= 0)) return pinned;
+  if (!page && validId(pinned) && pins.indexOf(pinned) >= 0) return pinned;
   return state.live;
 }
 
@@ -88,10 +89,11 @@ async function handler(event) {
   } catch (e) {
     // A missing key throws: nothing was ever activated, so answer 503 below.
   }
-  const release = chooseRelease(request, state);
+  const path = mapPath(request.uri);
+  const release = chooseRelease(request, state, path.slice(-5) === '.html');
   if (!release) {
     return reply(503, 'text/html; charset=utf-8', NOT_LIVE_PAGE);
   }
-  request.uri = '/' + RELEASES_PREFIX + release + mapPath(request.uri);
+  request.uri = '/' + RELEASES_PREFIX + release + path;
   return request;
 }

@@ -90,6 +90,7 @@ class RoutingState:
             pins=tuple(str(p) for p in pins),
         )
 
+
 #: CloudFormation output keys of the hosting stack that the CLI reads to find its target.
 OUTPUT_SITE_URL = "SiteUrl"
 OUTPUT_DISTRIBUTION_ID = "DistributionId"

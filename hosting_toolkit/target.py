@@ -39,7 +39,9 @@ def local_target(root: Path, config: HostingConfig, *, bucket: str | None = None
     root.mkdir(parents=True, exist_ok=True)
     store: ObjectStore
     if bucket:
-        store = S3ObjectStore(s3_client(concurrency=config.release.concurrency, path_style=True), bucket)
+        concurrency = config.release.concurrency
+        client = s3_client(concurrency=concurrency, path_style=True)
+        store = S3ObjectStore(client, bucket, concurrency=concurrency, native=True)
     else:
         store = LocalObjectStore(root / LOCAL_BUCKET_DIR)
     return Target(store, LocalKeyValueStore(root / LOCAL_KVS_FILE), None, root)
@@ -72,8 +74,8 @@ def aws_target(config: HostingConfig, *, session: Any = None, kvs_endpoint: str 
     missing = [k for k in (OUTPUT_BUCKET_NAME, OUTPUT_KVS_ARN) if k not in outputs]
     if missing:
         raise BackendError(f"stack {config.stack_name} has no output {', '.join(missing)}; redeploy it")
-    store = S3ObjectStore(
-        s3_client(concurrency=config.release.concurrency, session=session), outputs[OUTPUT_BUCKET_NAME]
-    )
+    concurrency = config.release.concurrency
+    client = s3_client(concurrency=concurrency, session=session)
+    store = S3ObjectStore(client, outputs[OUTPUT_BUCKET_NAME], concurrency=concurrency, native=True)
     kvs = AwsKeyValueStore(kvs_client(endpoint_url=kvs_endpoint, session=session), outputs[OUTPUT_KVS_ARN])
     return Target(store, kvs, outputs.get(OUTPUT_SITE_URL))

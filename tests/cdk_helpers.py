@@ -9,6 +9,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
+from constructs import IConstruct
 
 from hosting_toolkit.component import HostingStack
 from hosting_toolkit.config import HostingConfig
@@ -47,13 +48,13 @@ class SynthesizedStack:
     @property
     def template_json(self) -> dict[str, Any]:
         """The template as CloudFormation reads it."""
-        data: dict[str, Any] = self.template.to_json()
-        return data
+        return dict(self.template.to_json())
 
-    def logical_id(self, construct: cdk.CfnElement | Any) -> str:
+    def logical_id(self, construct: IConstruct) -> str:
         """Logical id of ``construct`` (an L1 element, or an L2 construct with a default child)."""
         element = construct if isinstance(construct, cdk.CfnElement) else construct.node.default_child
-        return self.stack.resolve(element.logical_id)  # type: ignore[no-any-return]
+        assert isinstance(element, cdk.CfnElement), f"{construct.node.path} has no CloudFormation element"
+        return str(self.stack.resolve(element.logical_id))
 
 
 def synth_hosting_stack(config: HostingConfig, outdir: Path) -> SynthesizedStack:

@@ -97,20 +97,33 @@ const CONTROLLER_SOURCE = `(function () {
         pending = Promise.reject(error);
       }
       pending.then(
-        (result) => { outcome = { ok: true, result: result === undefined ? null : result, micros: this.clock() - started }; },
+        (result) => {
+          const micros = this.clock() - started;
+          outcome = result !== null && typeof result === 'object' && !Array.isArray(result)
+            ? { ok: true, result: result, micros: micros }
+            : { ok: false, error: 'the handler must return the request or a response object, not ' + text(result), micros: micros };
+        },
         (error) => { outcome = { ok: false, error: describe(error), micros: this.clock() - started }; },
       );
     },
     finish() {
       const done = outcome || { ok: false, error: 'the handler did not settle: it awaits something that never resolves' };
-      return JSON.stringify({
+      const answer = {
         ok: done.ok,
         result: done.result,
         error: done.error,
         kvs_reads: reads,
         logs: logs,
         duration_us: done.micros === undefined ? this.clock() - started : done.micros,
-      });
+      };
+      try {
+        return JSON.stringify(answer);
+      } catch (error) {
+        answer.ok = false;
+        answer.result = null;
+        answer.error = 'the handler returned an object CloudFront cannot use: ' + describe(error);
+        return JSON.stringify(answer);
+      }
     },
   };
 })()`;
@@ -154,7 +167,7 @@ export class FunctionInstance {
   }
 
   // Validate, compile, link and evaluate the module; throws LimitError with a readable message.
-  async load() {
+  async load(timeoutMs) {
     checkLimits(this.name, this.code);
     const context = vm.createContext(
       {},
@@ -194,13 +207,14 @@ export class FunctionInstance {
     });
     // The evaluation promise of a module in an 'afterEvaluate' context never settles from the
     // outside; the module's status tells the outcome once evaluate() returns.
-    module.evaluate({ timeout: 1000 }).catch(() => {});
+    module.evaluate({ timeout: timeoutMs }).catch(() => {});
     if (module.status === 'errored') {
       const error = module.error;
-      throw new LimitError(`${this.name}: top-level code failed: ${error && error.stack ? error.stack : error}`);
+      const reason = error ? error.stack || error : `it ran longer than ${timeoutMs} ms and was stopped`;
+      throw new LimitError(`${this.name}: top-level code failed: ${reason}`);
     }
     if (module.status !== 'evaluated') {
-      throw new LimitError(`${this.name}: top-level await is not supported`);
+      throw new LimitError(`${this.name}: top-level code did not finish (it awaits something that never resolves)`);
     }
     if (typeof module.namespace.handler !== 'function') {
       throw new LimitError(`${this.name}: declare the entry point as \`function handler(event)\``);

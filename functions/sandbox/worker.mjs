@@ -2,7 +2,7 @@
 //
 // Start: node --experimental-vm-modules --no-warnings functions/sandbox/worker.mjs
 // Requests, one JSON object per line, answered in order with the same `id`:
-//   {"id": 1, "op": "load", "name": "router", "code": "..."}
+//   {"id": 1, "op": "load", "name": "router", "code": "...", "timeout_ms": 1000}
 //     -> {"id": 1, "ok": true} or {"id": 1, "ok": false, "error": "..."}
 //   {"id": 2, "op": "invoke", "name": "router", "event": {...}, "kvs": {"routing": "..."}, "timeout_ms": 1000}
 //     -> {"id": 2, "ok": true, "result": {...}, "kvs_reads": 1, "duration_us": 41.2, "error": null, "logs": []}
@@ -23,13 +23,17 @@ if (typeof vm.SourceTextModule !== 'function') {
 
 const functions = new Map();
 
+function timeoutOf(request) {
+  return Number.isInteger(request.timeout_ms) && request.timeout_ms > 0 ? request.timeout_ms : DEFAULT_TIMEOUT_MS;
+}
+
 async function load(request) {
   if (typeof request.name !== 'string' || typeof request.code !== 'string') {
     return { ok: false, error: 'load needs a string name and code' };
   }
   const instance = new FunctionInstance(request.name, request.code);
   try {
-    await instance.load();
+    await instance.load(timeoutOf(request));
   } catch (error) {
     const message = error instanceof LimitError ? error.message : `${request.name}: ${error.stack || error}`;
     return { ok: false, error: message };
@@ -43,13 +47,12 @@ async function invoke(request) {
   if (!instance) {
     return { ok: false, error: `no function named '${request.name}' is loaded` };
   }
-  const timeoutMs =
-    Number.isInteger(request.timeout_ms) && request.timeout_ms > 0 ? request.timeout_ms : DEFAULT_TIMEOUT_MS;
+  const timeoutMs = timeoutOf(request);
   const outcome = instance.invoke(request.event, request.kvs, timeoutMs);
   if (outcome.timed_out) {
     // An interrupted handler may leave its context half-way; the next request gets a fresh one.
     instance = new FunctionInstance(instance.name, instance.code);
-    await instance.load();
+    await instance.load(timeoutMs);
     functions.set(instance.name, instance);
   }
   delete outcome.timed_out;

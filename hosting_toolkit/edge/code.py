@@ -66,6 +66,4 @@ def render_viewer_response(config: HostingConfig) -> str:
     the stack and the local edge server.
     """
     del config
-    return _within_budget(
-        "viewer-response", render(VIEWER_RESPONSE_FILE), VIEWER_RESPONSE_SIZE_BUDGET
-    )
+    return _within_budget("viewer-response", render(VIEWER_RESPONSE_FILE), VIEWER_RESPONSE_SIZE_BUDGET)

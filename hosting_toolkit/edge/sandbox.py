@@ -8,6 +8,7 @@ modules, no eval, timers or network) and a KeyValueStore stub that behaves like 
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import json
 import queue
@@ -24,7 +25,8 @@ from hosting_toolkit.errors import ToolkitError
 
 WORKER_FILE = FUNCTIONS_DIR / "sandbox" / "worker.mjs"
 NODE_FLAGS = ("--experimental-vm-modules", "--no-warnings")
-#: CPU time one invocation may use before the worker stops it (CloudFront's own budget is far lower).
+#: Time one invocation (or a function's top-level code) may run before the worker stops it;
+#: CloudFront's own budget is far lower.
 DEFAULT_INVOKE_TIMEOUT_MS = 1000
 #: How long to wait for the worker to answer one request before giving up on it.
 DEFAULT_ANSWER_TIMEOUT_S = 30.0
@@ -101,10 +103,8 @@ class _Worker:
 
     def stop(self) -> None:
         if self.process.stdin is not None and not self.process.stdin.closed:
-            try:
+            with contextlib.suppress(OSError):
                 self.process.stdin.close()
-            except OSError:
-                pass
         try:
             self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
@@ -205,7 +205,9 @@ class FunctionSandbox:
             self._worker = None
         node = self._node or shutil.which("node")
         if not node:
-            raise SandboxError("Node.js ('node') is not on PATH; install Node.js 20 or later to run edge functions locally")
+            raise SandboxError(
+                "Node.js ('node') is not on PATH; install Node.js 20 or later to run edge functions locally"
+            )
         try:
             self._worker = _Worker(node)
         except OSError as exc:
@@ -214,7 +216,7 @@ class FunctionSandbox:
             self._load(name, code)
 
     def _load(self, name: str, code: str) -> None:
-        answer = self._call({"op": "load", "name": name, "code": code})
+        answer = self._call({"op": "load", "name": name, "code": code, "timeout_ms": self._invoke_timeout_ms})
         if not answer.get("ok"):
             raise SandboxError(str(answer.get("error") or f"sandbox refused '{name}'"))
         self._loaded[name] = code

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import lzma
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 
 from hosting_toolkit.errors import InvalidInputError
@@ -91,7 +93,9 @@ def extract_archive(path: Path, dest: Path, *, entry: str, max_bytes: int, max_r
                         if written > max_bytes:
                             raise InvalidInputError(f"{path}: expands to more than {max_bytes} bytes")
                         out.write(chunk)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    # A damaged compressed stream fails in the decompressor (zlib.error, LZMAError), and an entry
+    # in a compression method zipfile lacks (e.g. Deflate64) fails with NotImplementedError.
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error, lzma.LZMAError, NotImplementedError) as exc:
         shutil.rmtree(dest, ignore_errors=True)
         raise InvalidInputError(f"{path}: corrupt archive ({exc})") from exc
     return dest

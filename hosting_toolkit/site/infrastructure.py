@@ -22,11 +22,18 @@ DEFAULT_TTL = cdk.Duration.days(1)
 #: Long enough to honour ``max-age=31536000, immutable`` on hashed assets.
 MAX_TTL = cdk.Duration.days(365)
 
+#: Storage details S3 adds to each response that viewers have no use for.
+S3_DETAIL_HEADERS = ("x-amz-server-side-encryption", "x-amz-version-id")
+
 _FRAME_OPTIONS = {"DENY": cloudfront.HeadersFrameOption.DENY, "SAMEORIGIN": cloudfront.HeadersFrameOption.SAMEORIGIN}
 
 
 def security_headers(headers: HeadersConfig) -> cloudfront.ResponseSecurityHeadersBehavior:
-    """The security headers CloudFront adds to every response, overriding any the origin sent."""
+    """The security headers CloudFront adds to every response, overriding any the origin sent.
+
+    HSTS leaves out ``preload``: preloading commits a whole registrable domain to HTTPS in browsers,
+    a decision for the domain's owner, not for one site's stack.
+    """
     csp = (
         cloudfront.ResponseHeadersContentSecurityPolicy(
             content_security_policy=headers.content_security_policy, override=True
@@ -133,6 +140,7 @@ class StaticSite(Construct):
             "SecurityHeaders",
             comment=f"{comment}: security headers",
             security_headers_behavior=security_headers(headers),
+            remove_headers=list(S3_DETAIL_HEADERS),
         )
 
         # LIST lets S3 answer a missing key with 404 instead of 403. Listing itself is unreachable:

@@ -259,6 +259,7 @@ def _route(method: str, segments: list[str]) -> tuple[str, str, str]:
 def _handler_for(server: FakeKeyValueStoreServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

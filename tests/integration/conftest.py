@@ -88,7 +88,9 @@ class S3Bucket:
 
     def keys(self, prefix: str = "") -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
-        return [o["Key"] for page in paginator.paginate(Bucket=self.name, Prefix=prefix) for o in page.get("Contents", [])]
+        return [
+            o["Key"] for page in paginator.paginate(Bucket=self.name, Prefix=prefix) for o in page.get("Contents", [])
+        ]
 
     def head(self, key: str) -> dict[str, Any]:
         return dict(self.client.head_object(Bucket=self.name, Key=key))
@@ -117,6 +119,17 @@ def kvs_server() -> Iterator[FakeKeyValueStoreServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def kvs_test_client(kvs_server: FakeKeyValueStoreServer) -> Any:
+    """The engine's KeyValueStore client for the fake server, built once (loading the model is slow)."""
+    session = boto3.Session(
+        aws_access_key_id=AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+        region_name=AWS_TEST_ENV["AWS_DEFAULT_REGION"],
+    )
+    return kvs_client(endpoint_url=kvs_server.url, session=session)
+
+
 @dataclass
 class FakeKvs:
     """A fresh store in the fake server and the engine's AWS backend pointed at it."""
@@ -127,11 +140,11 @@ class FakeKvs:
 
 
 @pytest.fixture
-def fake_kvs(kvs_server: FakeKeyValueStoreServer, aws_env: None) -> FakeKvs:
+def fake_kvs(kvs_server: FakeKeyValueStoreServer, kvs_test_client: Any) -> FakeKvs:
     """An empty store; the server's request counts start at zero."""
     kvs_server.reset()
     arn = kvs_server.create_store()
-    return FakeKvs(kvs_server, arn, AwsKeyValueStore(kvs_client(endpoint_url=kvs_server.url), arn))
+    return FakeKvs(kvs_server, arn, AwsKeyValueStore(kvs_test_client, arn))
 
 
 def make_config(*, mode: str = "spa", **release: Any) -> HostingConfig:

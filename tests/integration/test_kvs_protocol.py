@@ -10,7 +10,7 @@ import pytest
 from hosting_toolkit.contract import KVS_VALUE_LIMIT, ROUTING_KEY, RoutingState
 from hosting_toolkit.errors import BackendError
 from hosting_toolkit.release.engine import ReleaseEngine
-from hosting_toolkit.release.kvs import KeyValueStore, KvsConflict, LocalKeyValueStore
+from hosting_toolkit.release.kvs import AwsKeyValueStore, KeyValueStore, KvsConflict, LocalKeyValueStore, kvs_client
 from hosting_toolkit.release.routing import read_routing, update_routing
 from hosting_toolkit.release.storage import LocalObjectStore
 from tests.fakes.sites import numbered_site
@@ -67,7 +67,10 @@ def test_put_get_list_update_and_delete_keys_round_trip(fake_kvs: FakeKvs) -> No
     [
         (lambda c, arn: c.get_key(KvsARN=arn, Key="missing"), "ResourceNotFoundException"),
         (lambda c, arn: c.put_key(KvsARN=arn, Key="k", Value="v", IfMatch="stale"), "ConflictException"),
-        (lambda c, arn: c.update_keys(KvsARN=arn, IfMatch="stale", Puts=[{"Key": "k", "Value": "v"}]), "ConflictException"),
+        (
+            lambda c, arn: c.update_keys(KvsARN=arn, IfMatch="stale", Puts=[{"Key": "k", "Value": "v"}]),
+            "ConflictException",
+        ),
         (lambda c, arn: c.describe_key_value_store(KvsARN=arn + "-other"), "ResourceNotFoundException"),
     ],
     ids=["missing-key", "stale-put", "stale-update", "unknown-store"],
@@ -93,6 +96,17 @@ def test_value_over_the_limit_is_a_validation_error(fake_kvs: FakeKvs) -> None:
 
 
 # -- the engine's backend over that protocol ------------------------------------------------------
+
+
+def test_engine_client_reaches_a_local_endpoint_with_credentials_from_the_environment(fake_kvs: FakeKvs) -> None:
+    # The service's endpoint rules prefix the host with the ARN's account id; the client keeps the host.
+    store = AwsKeyValueStore(kvs_client(endpoint_url=fake_kvs.server.url), fake_kvs.arn)
+
+    value, etag = store.read(ROUTING_KEY)
+    store.write(ROUTING_KEY, '{"live":"a"}', if_match=etag)
+
+    assert value is None
+    assert fake_kvs.server.items(fake_kvs.arn) == {ROUTING_KEY: '{"live":"a"}'}
 
 
 def test_read_of_a_missing_key_returns_none_and_the_store_etag(fake_kvs: FakeKvs) -> None:

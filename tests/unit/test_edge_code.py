@@ -62,7 +62,9 @@ def test_oversized_router_raises_naming_budget_and_size(tmp_path: Path, monkeypa
     source.write_text("import cf from 'cloudfront';\n" + "const PADDING = '" + "x" * ROUTER_SIZE_BUDGET + "';\n")
     monkeypatch.setattr(code, "ROUTER_FILE", source)
     size = len(render(source, code.site_settings(HostingConfig())).encode())
-    with pytest.raises(ValueError, match=rf"router function is {size} bytes, over its budget of {ROUTER_SIZE_BUDGET} bytes"):
+    with pytest.raises(
+        ValueError, match=rf"router function is {size} bytes, over its budget of {ROUTER_SIZE_BUDGET} bytes"
+    ):
         render_router(HostingConfig())
 
 
@@ -110,7 +112,9 @@ def test_rendered_functions_run_under_njs(tmp_path: Path, name: str, event: dict
     script.write_text(
         rendered + f"Promise.resolve(handler({json.dumps(event)})).then((r) => console.log(JSON.stringify(r)));\n"
     )
-    run = subprocess.run([njs, "-t", "module", "-p", str(tmp_path), str(script)], capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        [njs, "-t", "module", "-p", str(tmp_path), str(script)], capture_output=True, text=True, timeout=30
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     if name == "router":

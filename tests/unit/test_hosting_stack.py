@@ -57,8 +57,7 @@ def custom_site(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStack:
 def _the_one(template: Template, resource_type: str) -> dict[str, Any]:
     resources = template.find_resources(resource_type)
     assert len(resources) == 1, f"expected one {resource_type}, found {sorted(resources)}"
-    resource: dict[str, Any] = next(iter(resources.values()))
-    return resource
+    return dict(next(iter(resources.values())))
 
 
 def _statements(template: Template) -> list[dict[str, Any]]:
@@ -76,7 +75,7 @@ def _functions_by_event(template: Template) -> dict[str, dict[str, Any]]:
     """The CloudFront Function resources keyed by the event type the distribution runs them on."""
     functions = template.find_resources("AWS::CloudFront::Function")
     associations = _distribution_config(template)["DefaultCacheBehavior"]["FunctionAssociations"]
-    return {a["EventType"]: functions[a["FunctionARN"]["Fn::GetAtt"][0]] for a in associations}
+    return {a["EventType"]: dict(functions[a["FunctionARN"]["Fn::GetAtt"][0]]) for a in associations}
 
 
 # Stateful resources keep their logical ids.
@@ -134,9 +133,7 @@ def test_bucket_disables_acls(default_site: SynthesizedStack) -> None:
 
 
 def test_bucket_is_retained_when_it_leaves_the_stack(default_site: SynthesizedStack) -> None:
-    default_site.template.has_resource(
-        "AWS::S3::Bucket", {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
-    )
+    default_site.template.has_resource("AWS::S3::Bucket", {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"})
 
 
 def test_bucket_keeps_replaced_versions_for_thirty_days(default_site: SynthesizedStack) -> None:
@@ -166,7 +163,13 @@ def test_bucket_aborts_incomplete_uploads(default_site: SynthesizedStack) -> Non
         {
             "LifecycleConfiguration": {
                 "Rules": Match.array_with(
-                    [{"Id": "AbortIncompleteUploads", "Status": "Enabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}]
+                    [
+                        {
+                            "Id": "AbortIncompleteUploads",
+                            "Status": "Enabled",
+                            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+                        }
+                    ]
                 )
             }
         },
@@ -222,9 +225,7 @@ def test_bucket_policy_denies_cloudfront_the_release_records(default_site: Synth
     assert deny["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert deny["Action"] == "s3:GetObject"
     assert "Condition" not in deny
-    assert deny["Resource"] == {
-        "Fn::Join": ["", [{"Fn::GetAtt": [BUCKET_LOGICAL_ID, "Arn"]}, f"/{META_PREFIX}*"]]
-    }
+    assert deny["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [BUCKET_LOGICAL_ID, "Arn"]}, f"/{META_PREFIX}*"]]}
 
 
 # Origin access.
@@ -337,6 +338,19 @@ def test_security_headers_follow_the_default_config(default_site: SynthesizedSta
     }
 
 
+def test_s3_storage_details_are_removed_from_responses(default_site: SynthesizedStack) -> None:
+    default_site.template.has_resource_properties(
+        "AWS::CloudFront::ResponseHeadersPolicy",
+        {
+            "ResponseHeadersPolicyConfig": {
+                "RemoveHeadersConfig": {
+                    "Items": [{"Header": "x-amz-server-side-encryption"}, {"Header": "x-amz-version-id"}]
+                }
+            }
+        },
+    )
+
+
 def test_content_security_policy_is_absent_unless_configured(default_site: SynthesizedStack) -> None:
     default_site.template.has_resource_properties(
         "AWS::CloudFront::ResponseHeadersPolicy",
@@ -380,8 +394,8 @@ def test_default_behaviour_runs_the_router_and_the_viewer_response_function(defa
     assert sorted(a["EventType"] for a in associations) == ["viewer-request", "viewer-response"]
     stack = default_site.stack
     expected = {
-        "viewer-request": default_site.logical_id(stack.router.viewer_request.node.default_child),
-        "viewer-response": default_site.logical_id(stack.router.viewer_response.node.default_child),
+        "viewer-request": default_site.logical_id(stack.router.viewer_request),
+        "viewer-response": default_site.logical_id(stack.router.viewer_response),
     }
     assert {a["EventType"]: a["FunctionARN"] for a in associations} == {
         event: {"Fn::GetAtt": [logical_id, "FunctionARN"]} for event, logical_id in expected.items()

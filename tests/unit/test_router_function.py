@@ -60,7 +60,9 @@ def route(
     headers = [("Host", "www.example.com"), ("Accept", "text/html")]
     if cookie is not None:
         headers.append(("Cookie", cookie))
-    invocation = sandbox.invoke(f"router-{mode}", viewer_request_event("GET", path, headers), ROUTED if kvs is None else kvs)
+    invocation = sandbox.invoke(
+        f"router-{mode}", viewer_request_event("GET", path, headers), ROUTED if kvs is None else kvs
+    )
     assert invocation.ok, invocation.error
     return invocation
 
@@ -102,7 +104,9 @@ STATIC_CASES = [
 
 
 @pytest.mark.parametrize(("path", "expected"), SPA_CASES)
-def test_spa_mode_maps_extensionless_paths_to_the_entry_page(sandbox: FunctionSandbox, path: str, expected: str) -> None:
+def test_spa_mode_maps_extensionless_paths_to_the_entry_page(
+    sandbox: FunctionSandbox, path: str, expected: str
+) -> None:
     assert routed_uri(route(sandbox, path)) == f"/{release_prefix(LIVE)}{expected[1:]}"
 
 
@@ -149,11 +153,21 @@ STICKY_CASES = [
 
 
 @pytest.mark.parametrize(("cookie", "chosen"), STICKY_CASES)
-def test_release_cookie_is_honoured_only_while_the_release_is_pinned_or_live(
+def test_assets_follow_the_release_cookie_only_while_that_release_is_pinned(
     sandbox: FunctionSandbox, cookie: str, chosen: str
 ) -> None:
     for mode in ("spa", "static"):
-        assert routed_uri(route(sandbox, "/assets/app.js", mode=mode, cookie=cookie)) == f"/releases/{chosen}/assets/app.js"
+        assert (
+            routed_uri(route(sandbox, "/assets/app.js", mode=mode, cookie=cookie))
+            == f"/releases/{chosen}/assets/app.js"
+        )
+
+
+@pytest.mark.parametrize("path", ["/", "/about", "/docs/", "/index.html", "/blog/post.html"])
+def test_page_navigations_get_the_live_release_whatever_the_cookie(sandbox: FunctionSandbox, path: str) -> None:
+    for mode in ("spa", "static"):
+        uri = routed_uri(route(sandbox, path, mode=mode, cookie=f"{RELEASE_COOKIE}={OLD}"))
+        assert uri.startswith(f"/releases/{LIVE}/"), (mode, path, uri)
 
 
 def test_canary_fields_are_ignored_for_now(sandbox: FunctionSandbox) -> None:
@@ -173,7 +187,9 @@ NOT_LIVE_STATES = [
 
 
 @pytest.mark.parametrize("kvs", NOT_LIVE_STATES)
-def test_without_a_live_release_the_router_answers_a_readable_503(sandbox: FunctionSandbox, kvs: dict[str, str]) -> None:
+def test_without_a_live_release_the_router_answers_a_readable_503(
+    sandbox: FunctionSandbox, kvs: dict[str, str]
+) -> None:
     invocation = route(sandbox, "/", kvs=kvs, cookie=f"{RELEASE_COOKIE}={OLD}")
     response = invocation.result
     assert response is not None and is_response(response)
@@ -277,16 +293,15 @@ def test_any_routed_uri_stays_inside_the_chosen_release(sandbox: FunctionSandbox
             rejected += 1
             continue
         routed += 1
-        assert_confined(str(result["uri"]), OLD if cookie == f"{RELEASE_COOKIE}={OLD}" else LIVE)
+        pinned = cookie == f"{RELEASE_COOKIE}={OLD}" and not str(result["uri"]).endswith(".html")
+        assert_confined(str(result["uri"]), OLD if pinned else LIVE)
     assert routed > 100 and rejected > 100, (routed, rejected)
 
 
 # --- viewer response ----------------------------------------------------------------------------
 
 
-def respond(
-    sandbox: FunctionSandbox, uri: str, status: int, headers: list[tuple[str, str]]
-) -> dict[str, Any]:
+def respond(sandbox: FunctionSandbox, uri: str, status: int, headers: list[tuple[str, str]]) -> dict[str, Any]:
     request = viewer_request_event("GET", uri, [("Host", "h")])["request"]
     invocation = sandbox.invoke("viewer-response", viewer_response_event(request, status, headers))
     assert invocation.ok, invocation.error
@@ -312,7 +327,9 @@ def test_viewer_response_names_the_release_from_s3_metadata_and_pins_html_viewer
 
 
 def test_viewer_response_does_not_pin_on_assets_or_errors(sandbox: FunctionSandbox) -> None:
-    asset = respond(sandbox, f"/releases/{LIVE}/app.js", 200, [("Content-Type", "text/javascript"), (METADATA_HEADER, LIVE)])
+    asset = respond(
+        sandbox, f"/releases/{LIVE}/app.js", 200, [("Content-Type", "text/javascript"), (METADATA_HEADER, LIVE)]
+    )
     assert header(asset, RELEASE_HEADER) == LIVE
     assert RELEASE_COOKIE not in asset["cookies"]
     missing = respond(sandbox, f"/releases/{LIVE}/nope.html", 403, [("Content-Type", "application/xml")])
@@ -321,9 +338,7 @@ def test_viewer_response_does_not_pin_on_assets_or_errors(sandbox: FunctionSandb
 
 
 def test_viewer_response_falls_back_to_the_routed_uri_and_keeps_origin_cookies(sandbox: FunctionSandbox) -> None:
-    result = respond(
-        sandbox, f"/releases/{OLD}/docs/index.html", 304, [("Set-Cookie", "session=1; Path=/; HttpOnly")]
-    )
+    result = respond(sandbox, f"/releases/{OLD}/docs/index.html", 304, [("Set-Cookie", "session=1; Path=/; HttpOnly")])
     assert header(result, RELEASE_HEADER) == OLD
     assert result["cookies"]["session"] == {"value": "1", "attributes": "Path=/; HttpOnly"}
     assert result["cookies"][RELEASE_COOKIE]["value"] == OLD
@@ -336,16 +351,16 @@ def test_viewer_response_without_a_release_says_none(sandbox: FunctionSandbox) -
 
 
 def test_router_and_viewer_response_together_give_http_headers(sandbox: FunctionSandbox) -> None:
-    routed = route(sandbox, "/pricing", cookie=f"{RELEASE_COOKIE}={OLD}").result
+    routed = route(sandbox, "/pricing", cookie=f"{RELEASE_COOKIE}={UNPINNED}").result
     assert routed is not None
     result = sandbox.invoke(
-        "viewer-response", viewer_response_event(routed, 200, [("Content-Type", "text/html"), (METADATA_HEADER, OLD)])
+        "viewer-response", viewer_response_event(routed, 200, [("Content-Type", "text/html"), (METADATA_HEADER, LIVE)])
     ).result
     assert result is not None
     response = http_response(result)
     assert response.status == 200
-    assert (RELEASE_HEADER, OLD) in response.headers
-    assert ("set-cookie", f"{RELEASE_COOKIE}={OLD}; Path=/; Secure; SameSite=Lax; Max-Age=3600") in response.headers
+    assert (RELEASE_HEADER, LIVE) in response.headers
+    assert ("set-cookie", f"{RELEASE_COOKIE}={LIVE}; Path=/; Secure; SameSite=Lax; Max-Age=3600") in response.headers
     assert response.body is None
 
 
@@ -394,7 +409,9 @@ def test_router_gives_the_same_answers_under_njs(sandbox: FunctionSandbox, tmp_p
     (tmp_path / "cloudfront").write_text(NJS_CLOUDFRONT_STUB)
     cases: list[dict[str, Any]] = []
     for path, _ in SPA_CASES:
-        cases.append({"event": viewer_request_event("GET", path, [("Cookie", f"{RELEASE_COOKIE}={OLD}")]), "kvs": ROUTED})
+        cases.append(
+            {"event": viewer_request_event("GET", path, [("Cookie", f"{RELEASE_COOKIE}={OLD}")]), "kvs": ROUTED}
+        )
     for path in UNSAFE_PATHS[:12]:
         cases.append({"event": viewer_request_event("GET", path), "kvs": ROUTED})
     for kvs in ({}, {ROUTING_KEY: "{}"}, {ROUTING_KEY: '{"live":"../x"}'}):
@@ -410,4 +427,3 @@ def test_router_gives_the_same_answers_under_njs(sandbox: FunctionSandbox, tmp_p
         njs_results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
         sandbox_results = [sandbox.invoke(f"router-{mode}", case["event"], case["kvs"]).result for case in cases]
         assert njs_results == sandbox_results
-

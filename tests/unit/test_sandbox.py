@@ -196,7 +196,9 @@ def test_crypto_module_hashes_like_cloudfront(function_sandbox: FunctionSandbox)
 
 @pytest.mark.node
 def test_handler_errors_and_logs_are_reported_not_raised(function_sandbox: FunctionSandbox) -> None:
-    function_sandbox.load("fails", handler("console.log('routing', { uri: event.request.uri }); throw new TypeError('boom');"))
+    function_sandbox.load(
+        "fails", handler("console.log('routing', { uri: event.request.uri }); throw new TypeError('boom');")
+    )
     invocation = function_sandbox.invoke("fails", EVENT)
     assert not invocation.ok
     assert invocation.result is None
@@ -215,10 +217,23 @@ def test_a_handler_that_never_settles_is_reported(function_sandbox: FunctionSand
 @pytest.mark.node
 def test_a_runaway_handler_is_stopped_and_the_function_recovers() -> None:
     with FunctionSandbox(invoke_timeout_ms=50) as sandbox:
-        sandbox.load("spins", handler("if (event.request.uri === '/spin') { await 1; while (true) {} } return event.request;"))
+        sandbox.load(
+            "spins", handler("if (event.request.uri === '/spin') { await 1; while (true) {} } return event.request;")
+        )
         stopped = sandbox.invoke("spins", viewer_request_event("GET", "/spin"))
         assert stopped.error is not None and "longer than 50 ms" in stopped.error
         assert sandbox.invoke("spins", EVENT).ok
+        with pytest.raises(SandboxError, match="top-level code failed: it ran longer than 50 ms"):
+            sandbox.load("spins-at-load", "while (true) {}\nfunction handler(event) { return event.request; }\n")
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("value", ["'text'", "undefined", "[event.request]", "{ big: 10n }"])
+def test_a_handler_must_return_a_plain_object(function_sandbox: FunctionSandbox, value: str) -> None:
+    function_sandbox.load("returns", handler(f"return {value};"))
+    invocation = function_sandbox.invoke("returns", EVENT)
+    assert not invocation.ok
+    assert invocation.result is None
 
 
 @pytest.mark.node
@@ -288,14 +303,14 @@ def test_a_worker_dying_mid_call_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_silent_worker_is_stopped_after_the_answer_timeout(tmp_path: Path) -> None:
     node = fake_node(tmp_path, "read line; exec sleep 30")
     with FunctionSandbox(node=node, answer_timeout_s=0.3) as sandbox:
-        with pytest.raises(SandboxError, match="did not answer within 0.3 s"):
+        with pytest.raises(SandboxError, match=r"did not answer within 0\.3 s"):
             sandbox.load("any", handler("return event.request;"))
         assert sandbox.worker_pid is None
 
 
 def test_missing_node_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox_module.shutil, "which", lambda name: None)
-    with FunctionSandbox() as sandbox, pytest.raises(SandboxError, match="Node.js"):
+    with FunctionSandbox() as sandbox, pytest.raises(SandboxError, match=r"Node\.js"):
         sandbox.load("any", handler("return event.request;"))
 
 
@@ -311,7 +326,13 @@ def test_viewer_request_event_has_cloudfronts_shape() -> None:
     event = viewer_request_event(
         "get",
         "/a%20b/c.html?x=1&x=2&flag&q=a%2Fb",
-        [("Host", "www.example.com"), ("Accept", "text/html"), ("Accept", "*/*"), ("Cookie", "a=1; b=2"), ("cookie", "a=3")],
+        [
+            ("Host", "www.example.com"),
+            ("Accept", "text/html"),
+            ("Accept", "*/*"),
+            ("Cookie", "a=1; b=2"),
+            ("cookie", "a=3"),
+        ],
         client_ip="203.0.113.9",
         request_id="req-1",
     )

@@ -1,0 +1,348 @@
+"""The release engine against the real S3 protocol (moto_server over HTTP) and the KVS data plane."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hosting_toolkit.contract import RELEASE_METADATA_KEY, RoutingState, release_prefix
+from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError, ReleaseConflictError
+from hosting_toolkit.release.content import REVALIDATE
+from hosting_toolkit.release.records import HISTORY_PREFIX, RECORDS_PREFIX, manifest_key, pending_key, record_key
+from hosting_toolkit.release.s3 import S3ObjectStore
+from tests.fakes.sites import HTML, SAMPLE_SITE, numbered_site, sample_site, write_files
+from tests.integration.conftest import EngineFactory, FakeKvs, S3Bucket, S3Calls, make_config
+
+pytestmark = pytest.mark.integration
+
+
+class InstrumentedStore:
+    """The real S3 store, recording the order of writes and failing the Nth file upload if asked."""
+
+    def __init__(self, inner: S3ObjectStore, *, fail_on_upload: int | None = None) -> None:
+        self.inner = inner
+        self.fail_on_upload = fail_on_upload
+        self.writes: list[str] = []
+        self._uploads = 0
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put_file(self, key: str, source: Path, **headers: Any) -> None:
+        with self._lock:
+            self._uploads += 1
+            failing = self._uploads == self.fail_on_upload
+        if failing:
+            raise BackendError(f"upload to {key} failed: connection reset")
+        self.inner.put_file(key, source, **headers)
+        with self._lock:
+            self.writes.append(key)
+
+    def put_bytes(self, key: str, data: bytes, **headers: Any) -> bool:
+        written = self.inner.put_bytes(key, data, **headers)
+        with self._lock:
+            self.writes.append(key)
+        return written
+
+    def copy(self, source_key: str, key: str, **headers: Any) -> None:
+        self.inner.copy(source_key, key, **headers)
+        with self._lock:
+            self.writes.append(key)
+
+
+def snapshot(bucket: S3Bucket, prefix: str) -> dict[str, tuple[bytes, dict[str, str], str]]:
+    """Body, metadata and ETag of every object under ``prefix``."""
+    result = {}
+    for key in bucket.keys(prefix):
+        head = bucket.head(key)
+        result[key] = (bucket.body(key), head["Metadata"], head["ETag"])
+    return result
+
+
+# -- what a release puts in the bucket ------------------------------------------------------------
+
+
+def test_every_object_carries_its_type_cache_control_and_release_metadata(
+    s3_bucket: S3Bucket, fake_kvs: FakeKvs, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    engine = make_engine(s3_bucket.store(), fake_kvs.store)
+
+    result = engine.create(sample_site(tmp_path / "site"))
+
+    prefix = release_prefix(result.id)
+    assert sorted(s3_bucket.keys(prefix)) == sorted(prefix + path for path in SAMPLE_SITE)
+    for path, (body, content_type, cache_control) in SAMPLE_SITE.items():
+        head = s3_bucket.head(prefix + path)
+        assert (path, head["ContentType"], head["CacheControl"]) == (path, content_type, cache_control)
+        assert head["Metadata"] == {RELEASE_METADATA_KEY: result.id}
+        assert s3_bucket.body(prefix + path) == body
+    assert (result.files, result.uploaded_files, result.copied_files) == (len(SAMPLE_SITE), len(SAMPLE_SITE), 0)
+    assert result.activated
+    assert engine.status() == RoutingState(live=result.id)
+    assert fake_kvs.server.count("PutKey") == 1
+
+
+def test_release_record_is_written_after_the_last_file(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    store = InstrumentedStore(s3_bucket.store())
+    engine = make_engine(store)  # type: ignore[arg-type]
+
+    rid = engine.create(sample_site(tmp_path / "site"), activate=False).id
+
+    writes = store.writes
+    last_file = max(i for i, key in enumerate(writes) if key.startswith(release_prefix(rid)))
+    assert writes[0] == pending_key(rid)
+    assert writes.index(manifest_key(rid)) > last_file
+    assert writes.index(record_key(rid)) > writes.index(manifest_key(rid))
+    assert s3_bucket.keys("_meta/pending/") == []
+
+
+def test_failed_upload_leaves_an_incomplete_release_that_resumes_when_run_again(
+    s3_bucket: S3Bucket, fake_kvs: FakeKvs, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    site = sample_site(tmp_path / "site")
+    failing = make_engine(InstrumentedStore(s3_bucket.store(), fail_on_upload=6), fake_kvs.store)  # type: ignore[arg-type]
+
+    with pytest.raises(BackendError, match="connection reset"):
+        failing.create(site)
+
+    [pending] = s3_bucket.keys("_meta/pending/")
+    rid = pending.removeprefix("_meta/pending/").removesuffix(".json")
+    assert s3_bucket.keys(RECORDS_PREFIX) == []
+    assert s3_bucket.keys(release_prefix(rid))
+    engine = make_engine(s3_bucket.store(), fake_kvs.store)
+    with pytest.raises(InvalidInputError, match=f"release {rid} is incomplete"):
+        engine.activate(rid)
+    assert [(i.id, i.state) for i in engine.list_releases()] == [(rid, "incomplete")]
+    assert fake_kvs.server.writes() == 0
+
+    resumed = engine.create(site)
+
+    assert resumed.id == rid
+    assert resumed.resumed_files >= 5
+    assert resumed.uploaded_files + resumed.resumed_files == len(SAMPLE_SITE)
+    assert s3_bucket.keys(RECORDS_PREFIX) == [record_key(rid)]
+    assert s3_bucket.keys("_meta/pending/") == []
+    assert engine.status().live == rid
+
+
+def test_incomplete_release_of_other_content_blocks_its_id(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    failing = make_engine(InstrumentedStore(s3_bucket.store(), fail_on_upload=1))  # type: ignore[arg-type]
+    with pytest.raises(BackendError):
+        failing.create(sample_site(tmp_path / "a"), release_id="v1")
+
+    with pytest.raises(ReleaseConflictError, match="being uploaded with other content"):
+        make_engine(s3_bucket.store()).create(sample_site(tmp_path / "b", marker="b"), release_id="v1")
+
+
+# -- incremental releases and immutability --------------------------------------------------------
+
+
+def test_second_release_uploads_only_changed_files_and_copies_the_rest_server_side(
+    s3_bucket: S3Bucket, fake_kvs: FakeKvs, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    store = s3_bucket.store()
+    engine = make_engine(store, fake_kvs.store)
+    first = engine.create(numbered_site(tmp_path / "v1", 100))
+    second_site = shutil.copytree(tmp_path / "v1", tmp_path / "v2")
+    changed = second_site / "assets" / "chunk-00042-a0000042.js"
+    changed.write_text("/* changed */ export const answer = 42;")
+    calls = S3Calls().attach(store.client)
+
+    second = engine.create(second_site)
+
+    prefix = release_prefix(second.id)
+    assert second.id != first.id
+    assert (second.files, second.uploaded_files, second.copied_files) == (100, 1, 99)
+    assert second.uploaded_bytes == changed.stat().st_size < second.bytes
+    assert [p["Key"] for p in calls.of("PutObject") if p["Key"].startswith(prefix)] == [
+        prefix + "assets/chunk-00042-a0000042.js"
+    ]
+    assert len(calls.of("CopyObject")) == 99
+    assert len(s3_bucket.keys(prefix)) == 100
+    for key in s3_bucket.keys(prefix):
+        head = s3_bucket.head(key)
+        assert head["Metadata"] == {RELEASE_METADATA_KEY: second.id}, key
+    assert s3_bucket.head(prefix + "index.html")["CacheControl"] == REVALIDATE
+    assert s3_bucket.head(release_prefix(first.id) + "index.html")["Metadata"] == {RELEASE_METADATA_KEY: first.id}
+
+
+def test_same_content_again_already_exists_and_uploads_nothing(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    store = s3_bucket.store()
+    engine = make_engine(store)
+    site = sample_site(tmp_path / "site")
+    first = engine.create(site)
+    calls = S3Calls().attach(store.client)
+
+    again = engine.create(site)
+
+    assert again.id == first.id
+    assert again.already_existed
+    assert (again.uploaded_files, again.uploaded_bytes, again.copied_files) == (0, 0, 0)
+    assert calls.writes_under("releases/") == []
+    assert calls.of("PutObject") == []
+
+
+def test_same_id_with_other_content_is_refused_and_overwrites_nothing(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    store = s3_bucket.store()
+    engine = make_engine(store)
+    engine.create(sample_site(tmp_path / "a"), release_id="v1")
+    before = snapshot(s3_bucket, "")
+    calls = S3Calls().attach(store.client)
+
+    with pytest.raises(ReleaseConflictError, match="release v1 already exists with other content"):
+        engine.create(sample_site(tmp_path / "b", marker="other"), release_id="v1")
+
+    assert calls.writes_under("") == []
+    assert snapshot(s3_bucket, "") == before
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"home.html": "<p>no entry page</p>", "assets/app-1a2b3c4d.js": "1"}, "no index.html"),
+        ({}, "empty"),
+    ],
+    ids=["no-index-html", "empty-folder"],
+)
+def test_unusable_build_folder_is_refused_before_any_upload(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    store = s3_bucket.store()
+    calls = S3Calls().attach(store.client)
+    site = write_files(tmp_path / "site", files)
+
+    with pytest.raises(InvalidInputError, match=message):
+        make_engine(store).create(site)
+
+    assert s3_bucket.keys() == []
+    assert calls.writes_under("") == []
+
+
+def test_static_mode_gives_each_page_a_clean_url_object(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    engine = make_engine(s3_bucket.store(), config=make_config(mode="static"))
+
+    result = engine.create(sample_site(tmp_path / "site"))
+
+    prefix = release_prefix(result.id)
+    alias = s3_bucket.head(prefix + "blog/first-post/index.html")
+    assert (alias["ContentType"], alias["CacheControl"]) == (HTML, REVALIDATE)
+    assert alias["Metadata"] == {RELEASE_METADATA_KEY: result.id}
+    assert s3_bucket.body(prefix + "blog/first-post/index.html") == SAMPLE_SITE["blog/first-post.html"][0]
+    assert prefix + "404/index.html" not in s3_bucket.keys(prefix)
+    assert result.files == len(SAMPLE_SITE) + 1
+
+
+# -- switching traffic ----------------------------------------------------------------------------
+
+
+def test_rollback_is_one_kvs_write_and_uploads_nothing(
+    s3_bucket: S3Bucket, fake_kvs: FakeKvs, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    store = s3_bucket.store()
+    engine = make_engine(store, fake_kvs.store)
+    first = engine.create(sample_site(tmp_path / "a")).id
+    second = engine.create(sample_site(tmp_path / "b", marker="b")).id
+    puts_before = fake_kvs.server.count("PutKey")
+    calls = S3Calls().attach(store.client)
+
+    change = engine.rollback()
+
+    assert (change.before.live, change.after.live) == (second, first)
+    assert fake_kvs.server.count("PutKey") - puts_before == 1
+    assert fake_kvs.server.count("UpdateKeys") == fake_kvs.server.count("DeleteKey") == 0
+    assert calls.writes_under("releases/") == []
+    assert [p["Key"].startswith(HISTORY_PREFIX) for p in calls.of("PutObject")] == [True]
+    assert [e.action for e in engine.history()] == ["activate", "activate", "rollback"]
+
+
+def test_rollback_to_a_named_release(
+    s3_bucket: S3Bucket, fake_kvs: FakeKvs, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    engine = make_engine(s3_bucket.store(), fake_kvs.store)
+    ids = [engine.create(sample_site(tmp_path / n, marker=n)).id for n in ("a", "b", "c")]
+
+    engine.rollback(to=ids[0])
+
+    assert engine.status() == RoutingState(live=ids[0], pins=(ids[2], ids[1]))
+    with pytest.raises(NotFoundError, match="no release nope"):
+        engine.rollback(to="nope")
+
+
+def test_rollback_with_nothing_previous_is_not_found(
+    s3_bucket: S3Bucket, fake_kvs: FakeKvs, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    engine = make_engine(s3_bucket.store(), fake_kvs.store)
+    with pytest.raises(NotFoundError, match="no previous release"):
+        engine.rollback()
+    engine.create(sample_site(tmp_path / "a"))
+    writes = fake_kvs.server.writes()
+
+    with pytest.raises(NotFoundError, match="no previous release"):
+        engine.rollback()
+
+    assert fake_kvs.server.writes() == writes
+
+
+# -- pruning --------------------------------------------------------------------------------------
+
+
+def test_prune_keeps_live_pinned_and_newest_releases_and_deletes_the_rest(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    engine = make_engine(s3_bucket.store(), config=make_config(pins=1))
+    plan = {"r1": True, "r2": True, "r3": False, "r4": False, "r5": True}
+    for rid, activate in plan.items():
+        engine.create(numbered_site(tmp_path / rid, 3, marker=rid), release_id=rid, activate=activate)
+    assert engine.status() == RoutingState(live="r5", pins=("r2",))
+
+    result = engine.prune(keep=2)
+
+    assert sorted(result.removed) == ["r1", "r3"]
+    assert sorted(result.kept) == ["r2", "r4", "r5"]
+    assert result.objects_deleted == 6
+    assert sorted(s3_bucket.keys(RECORDS_PREFIX)) == [record_key(r) for r in ("r2", "r4", "r5")]
+    for rid in plan:
+        assert bool(s3_bucket.keys(release_prefix(rid))) == (rid in result.kept), rid
+    assert s3_bucket.keys(manifest_key("r1")) == []
+
+
+def test_prune_lists_past_one_page_and_deletes_in_batches_of_1000(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    store = s3_bucket.store()
+    engine = make_engine(store)
+    big = engine.create(numbered_site(tmp_path / "big", 1100, size=1), release_id="big", activate=False).id
+    engine.create(numbered_site(tmp_path / "a", 2, marker="a"), release_id="a")
+    engine.create(numbered_site(tmp_path / "b", 2, marker="b"), release_id="b")
+    calls = S3Calls().attach(store.client)
+
+    result = engine.prune(keep=1)
+
+    batches = [
+        [o["Key"] for o in p["Delete"]["Objects"]]
+        for p in calls.of("DeleteObjects")
+        if p["Delete"]["Objects"][0]["Key"].startswith(release_prefix(big))
+    ]
+    assert result.removed == [big]
+    assert result.objects_deleted == 1100
+    assert len(batches) == math.ceil(1100 / 1000)
+    assert all(len(batch) <= 1000 for batch in batches)
+    assert len({key for batch in batches for key in batch}) == 1100
+    assert s3_bucket.keys(release_prefix(big)) == []
+    assert s3_bucket.keys(release_prefix("a")) and s3_bucket.keys(release_prefix("b"))
