@@ -304,17 +304,18 @@ def serve(
     if session.local is None:
         raise InvalidInputError("serve works on a local target: add --local DIR (or set HOSTING_TOOLKIT_LOCAL)")
     target = session.target
-    assert isinstance(target.kvs, LocalKeyValueStore)
+    if not isinstance(target.kvs, LocalKeyValueStore):
+        raise InvalidInputError("serve needs a local key-value store")
     with FunctionSandbox() as sandbox:
         edge = LocalEdge(store=target.store, kvs=target.kvs, config=session.config, sandbox=sandbox)
         try:
             server = make_server(edge, host, port, log=print_log)
         except OSError as exc:
             raise InvalidInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-        bound_host, bound_port = server.server_address[:2]
+        url = f"http://{host}:{server.server_address[1]}/"
         err.print(f"serving {target.description}")
-        err.print(f"open [bold]http://{bound_host}:{bound_port}/[/]  (Ctrl-C stops)")
-        emit_line(f"http://{bound_host}:{bound_port}/")
+        err.print(f"open [bold]{url}[/]  (Ctrl-C stops)")
+        emit_line(url)
         try:
             server.serve_forever()
         except KeyboardInterrupt:

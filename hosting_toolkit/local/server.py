@@ -23,7 +23,10 @@ def make_server(
             length = int(self.headers.get("content-length") or 0)
             if length:
                 self.rfile.read(length)
-            response = edge.handle(self.command, self.path, list(self.headers.items()), self.client_address[0])
+            # http.server folds a leading '//' in self.path; the edge must see the path as sent.
+            parts = self.requestline.split(" ")
+            raw_path = parts[1] if len(parts) == 3 else self.path
+            response = edge.handle(self.command, raw_path, list(self.headers.items()), self.client_address[0])
             self.send_response(response.status, response.reason)
             for name, value in response.headers:
                 self.send_header(name, value)
@@ -32,7 +35,7 @@ def make_server(
                 self.wfile.write(response.body)
             if log is not None:
                 log(
-                    f"{self.command} {self.path} -> {response.status}"
+                    f"{self.command} {raw_path} -> {response.status}"
                     f" release={response.release or '-'} ({response.duration_ms:.1f} ms)"
                 )
 

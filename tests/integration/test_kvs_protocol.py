@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,7 +77,9 @@ def test_put_get_list_update_and_delete_keys_round_trip(fake_kvs: FakeKvs) -> No
     ],
     ids=["missing-key", "stale-put", "stale-update", "unknown-store"],
 )
-def test_errors_parse_into_the_modeled_exceptions(fake_kvs: FakeKvs, call, error: str) -> None:  # type: ignore[no-untyped-def]
+def test_errors_parse_into_the_modeled_exceptions(
+    fake_kvs: FakeKvs, call: Callable[[Any, str], object], error: str
+) -> None:
     client = fake_kvs.store.client
 
     with pytest.raises(client.exceptions.ClientError) as caught:

@@ -1,0 +1,159 @@
+"""The local edge over real HTTP: the rendered functions, the local bucket and KVS, CloudFront's headers."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hosting_toolkit.config import HeadersConfig, HostingConfig, SiteConfig
+from hosting_toolkit.contract import RELEASE_COOKIE, RELEASE_HEADER
+from hosting_toolkit.edge.sandbox import FunctionSandbox
+from hosting_toolkit.local.edge import LocalEdge, security_headers
+from hosting_toolkit.local.server import make_server
+from hosting_toolkit.release.content import IMMUTABLE, REVALIDATE
+from hosting_toolkit.release.engine import ReleaseEngine
+from hosting_toolkit.release.kvs import LocalKeyValueStore
+from hosting_toolkit.target import local_target
+
+pytestmark = [pytest.mark.integration, pytest.mark.node]
+
+CSP = "default-src 'self'"
+
+
+def build(root: Path, version: str) -> Path:
+    files = {
+        "index.html": f"<h1>home {version}</h1>",
+        "pricing.html": f"<h1>pricing {version}</h1>",
+        f"assets/app-{version}1a2b3c4d.js": f"console.log({version})",
+        "robots.txt": "User-agent: *",
+    }
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+class Edge:
+    """A running local edge and the engine feeding its target."""
+
+    def __init__(self, root: Path, config: HostingConfig, sandbox: FunctionSandbox) -> None:
+        target = local_target(root / "target", config)
+        assert isinstance(target.kvs, LocalKeyValueStore)
+        self.engine = ReleaseEngine(target.store, target.kvs, config, actor="test")
+        self.server = make_server(
+            LocalEdge(store=target.store, kvs=target.kvs, config=config, sandbox=sandbox), "127.0.0.1", 0
+        )
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def get(
+        self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+    ) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request(method, path, headers=headers or {})
+            response = connection.getresponse()
+            body = response.read()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def edge(tmp_path: Path, function_sandbox: FunctionSandbox) -> Iterator[Edge]:
+    config = HostingConfig(site=SiteConfig(mode="static"), headers=HeadersConfig(content_security_policy=CSP))
+    running = Edge(tmp_path, config, function_sandbox)
+    yield running
+    running.close()
+
+
+def test_nothing_live_answers_the_routers_503_page(edge: Edge) -> None:
+    status, headers, body = edge.get("/")
+    assert status == 503
+    assert headers[RELEASE_HEADER] == "none"
+    assert b"not published yet" in body
+
+
+def test_a_release_is_served_with_its_stored_headers_and_the_security_headers(edge: Edge, tmp_path: Path) -> None:
+    first = edge.engine.create(build(tmp_path / "v1", "1"))
+    status, headers, body = edge.get("/")
+    assert (status, body) == (200, b"<h1>home 1</h1>")
+    assert headers[RELEASE_HEADER] == first.id
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["cache-control"] == REVALIDATE
+    assert "x-amz-meta-release" not in headers
+    assert headers["set-cookie"].startswith(f"{RELEASE_COOKIE}={first.id};")
+    for name, value in security_headers(HeadersConfig(content_security_policy=CSP)):
+        assert headers[name] == value
+    status, headers, _ = edge.get("/assets/app-11a2b3c4d.js")
+    assert status == 200 and headers["cache-control"] == IMMUTABLE
+    assert "set-cookie" not in headers
+
+
+def test_static_clean_urls_reach_the_html_file(edge: Edge, tmp_path: Path) -> None:
+    edge.engine.create(build(tmp_path / "v1", "1"))
+    assert edge.get("/pricing")[2] == b"<h1>pricing 1</h1>"
+    assert edge.get("/pricing.html")[2] == b"<h1>pricing 1</h1>"
+
+
+def test_a_switch_shows_at_once_and_rollback_returns(edge: Edge, tmp_path: Path) -> None:
+    first = edge.engine.create(build(tmp_path / "v1", "1"))
+    second = edge.engine.create(build(tmp_path / "v2", "2"))
+    assert edge.get("/")[1][RELEASE_HEADER] == second.id
+    edge.engine.rollback()
+    assert edge.get("/")[1][RELEASE_HEADER] == first.id
+
+
+def test_assets_of_a_pinned_page_keep_their_release_while_pages_get_the_live_one(edge: Edge, tmp_path: Path) -> None:
+    first = edge.engine.create(build(tmp_path / "v1", "1"))
+    second = edge.engine.create(build(tmp_path / "v2", "2"))
+    cookie = {"Cookie": f"{RELEASE_COOKIE}={first.id}"}
+    status, headers, _ = edge.get("/assets/app-11a2b3c4d.js", cookie)
+    assert (status, headers[RELEASE_HEADER]) == (200, first.id)
+    assert edge.get("/", cookie)[1][RELEASE_HEADER] == second.id
+
+
+@pytest.mark.parametrize("path", ["/%2e%2e/%2e%2e/etc/passwd", "/../kvs.json", "/a%2fb", "/a%5c..%5cb", "//etc"])
+def test_paths_leaving_the_release_folder_answer_400(edge: Edge, tmp_path: Path, path: str) -> None:
+    edge.engine.create(build(tmp_path / "v1", "1"))
+    status, headers, _ = edge.get(path)
+    assert status == 400
+    assert headers[RELEASE_HEADER] == "none"
+
+
+def test_missing_file_is_404_and_revalidation_is_304(edge: Edge, tmp_path: Path) -> None:
+    edge.engine.create(build(tmp_path / "v1", "1"))
+    assert edge.get("/assets/missing.js")[0] == 404
+    status, headers, _ = edge.get("/robots.txt")
+    assert status == 200
+    status, _, body = edge.get("/robots.txt", {"If-None-Match": headers["etag"]})
+    assert (status, body) == (304, b"")
+
+
+def test_head_has_headers_and_no_body(edge: Edge, tmp_path: Path) -> None:
+    edge.engine.create(build(tmp_path / "v1", "1"))
+    status, headers, body = edge.get("/", method="HEAD")
+    assert status == 200 and body == b""
+    assert headers["content-length"] == str(len(b"<h1>home 1</h1>"))
+
+
+def test_the_demo_releases_switches_and_rolls_back(tmp_path: Path) -> None:
+    from hosting_toolkit.local.demo import run_demo
+
+    lines: list[str] = []
+    ids = run_demo(tmp_path, HostingConfig(), port=0, say=lines.append)
+    text = "\n".join(lines)
+    assert len(ids) == 2 and ids[0] != ids[1]
+    assert "GET / -> 503" in text
+    assert f"x-release: {ids[0]}" in text and f"x-release: {ids[1]}" in text
+    assert "-> 400" in text
