@@ -71,11 +71,18 @@ def content_type(path: str) -> str:
 
 
 def _is_hash(token: str) -> bool:
+    """A build tool's hash: hex with digits and letters, or base62 mixing digits with both cases
+    (or upper case only). Plain words with numbers (``1200x630``, ``500italic``, ``q3fy2024``) are not."""
     if not 8 <= len(token) <= 64 or not set(token) <= _HASH_CHARS:
         return False
+    digits = sum(c.isdigit() for c in token)
     if set(token) <= _HEX:
-        return (any(c.isdigit() for c in token) and any(c.isalpha() for c in token)) or len(token) >= 16
-    return any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+        return len(token) >= 16 or (digits >= 1 and digits < len(token))
+    upper = sum(c.isupper() for c in token)
+    lower = sum(c.islower() for c in token)
+    if lower == 0:
+        return digits >= 2 and upper >= 2
+    return digits >= 1 and upper >= 1
 
 
 def is_content_hashed(path: str) -> bool:

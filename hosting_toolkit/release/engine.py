@@ -218,8 +218,8 @@ class ReleaseEngine:
                     max_ratio=limits.max_archive_ratio,
                     max_files=limits.max_files,
                 )
-                return self._create_from_folder(folder, release_id, message, revision or source.name, activate)
-        return self._create_from_folder(source, release_id, message, revision, activate)
+                return self._create_from_folder(folder, release_id, message, revision, activate, source.name)
+        return self._create_from_folder(source, release_id, message, revision, activate, str(source))
 
     def _scan(self, folder: Path) -> Manifest:
         self.progress.begin("hashing", sum(len(files) for _, _, files in os.walk(folder)))
@@ -235,7 +235,7 @@ class ReleaseEngine:
             self.progress.end()
 
     def _create_from_folder(
-        self, folder: Path, release_id: str | None, message: str, revision: str, activate: bool
+        self, folder: Path, release_id: str | None, message: str, revision: str, activate: bool, source: str
     ) -> ReleaseResult:
         manifest = self._scan(folder)
         rid = release_id or manifest.content_id()
@@ -271,7 +271,7 @@ class ReleaseEngine:
             created=now(),
             files=manifest.files,
             bytes=manifest.bytes,
-            source=revision or str(folder),
+            source=source,
             revision=revision,
             message=message,
             actor=self.actor,
@@ -454,18 +454,29 @@ class ReleaseEngine:
     def activate(self, release_id: str) -> RoutingChange:
         """Make a complete release live with one conditional KVS write."""
         self._require_complete(release_id)
-        return self._switch("activate", release_id)
+        return self._confirm(self._switch("activate", release_id), release_id)
+
+    def _confirm(self, change: RoutingChange, target: str) -> RoutingChange:
+        """Undo a switch whose release a concurrent ``prune`` deleted between the check and the write."""
+        if change.before == change.after or self.record(target) is not None:
+            return change
+
+        def undo(state: RoutingState) -> RoutingState:
+            return change.before if state == change.after else state
+
+        update_routing(self.kvs, undo)
+        raise NotFoundError(f"release {target} was pruned while it was being activated; routing restored")
 
     def rollback(self, to: str | None = None) -> RoutingChange:
         """Return to the previous live release (or ``to``): one KVS write, nothing uploaded."""
         if to is not None:
             self._require_complete(to)
-            return self._switch("rollback", to)
+            return self._confirm(self._switch("rollback", to), to)
         state = self.status()
         candidates = list(state.pins) + [e.from_release for e in reversed(self.history()) if e.from_release]
         for candidate in dict.fromkeys(candidates):
             if candidate != state.live and self.record(candidate) is not None:
-                return self._switch("rollback", candidate)
+                return self._confirm(self._switch("rollback", candidate), candidate)
         raise NotFoundError("there is no previous release to roll back to")
 
     # -- pruning -----------------------------------------------------------------------------

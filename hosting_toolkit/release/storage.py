@@ -138,10 +138,9 @@ class LocalObjectStore:
         obj, head = self._paths(key)
         if if_absent and obj.exists():
             return False
-        self._write_headers(
-            head, {"content_type": content_type, "cache_control": cache_control, "metadata": metadata or {}}
-        )
+        headers = {"content_type": content_type, "cache_control": cache_control, "metadata": metadata or {}}
         if not if_absent:
+            self._write_headers(head, headers)
             self._atomic_write(obj, data)
             return True
         obj.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +152,7 @@ class LocalObjectStore:
                 os.link(tmp, obj)
             except FileExistsError:
                 return False
+            self._write_headers(head, headers)
             return True
         finally:
             Path(tmp).unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from hosting_toolkit.release.engine import ReleaseEngine
 from hosting_toolkit.release.kvs import AwsKeyValueStore, KeyValueStore, LocalKeyValueStore, kvs_client
 from hosting_toolkit.release.s3 import S3ObjectStore, s3_client
 from hosting_toolkit.release.storage import ObjectStore
-from tests.fakes.kvs_server import FakeKeyValueStoreServer
+from tests.fakes.kvs_server import FakeKeyValueStoreServer, running_kvs_server
 from tests.fakes.moto import AWS_ENV_TO_CLEAR, AWS_TEST_ENV, MotoServer
 
 #: Upload workers in tests: enough to exercise the thread pool, few enough for two cores.
@@ -83,8 +83,10 @@ class S3Bucket:
     name: str
     client: Any
 
-    def store(self) -> S3ObjectStore:
-        return S3ObjectStore(s3_client(concurrency=TEST_CONCURRENCY, endpoint_url=self.endpoint), self.name)
+    def store(self, *, native: bool = False) -> S3ObjectStore:
+        """A store on this bucket; ``native`` uploads files through the CRT, as the CLI's targets do."""
+        client = s3_client(concurrency=TEST_CONCURRENCY, endpoint_url=self.endpoint)
+        return S3ObjectStore(client, self.name, concurrency=TEST_CONCURRENCY, native=native)
 
     def keys(self, prefix: str = "") -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -112,11 +114,8 @@ def s3_bucket(moto_server: MotoServer, aws_env: None) -> S3Bucket:
 @pytest.fixture(scope="session")
 def kvs_server() -> Iterator[FakeKeyValueStoreServer]:
     """The fake KeyValueStore data plane, one per test session."""
-    server = FakeKeyValueStoreServer().start()
-    try:
+    with running_kvs_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,11 @@ import pytest
 from hosting_toolkit.contract import RELEASE_METADATA_KEY, RoutingState, release_prefix
 from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError, ReleaseConflictError
 from hosting_toolkit.release.content import REVALIDATE
+from hosting_toolkit.release.engine import ReleaseEngine
+from hosting_toolkit.release.kvs import LocalKeyValueStore
 from hosting_toolkit.release.records import HISTORY_PREFIX, RECORDS_PREFIX, manifest_key, pending_key, record_key
 from hosting_toolkit.release.s3 import S3ObjectStore
+from hosting_toolkit.release.storage import LocalObjectStore
 from tests.fakes.sites import HTML, SAMPLE_SITE, numbered_site, sample_site, write_files
 from tests.integration.conftest import EngineFactory, FakeKvs, S3Bucket, S3Calls, make_config
 
@@ -68,14 +71,18 @@ def snapshot(bucket: S3Bucket, prefix: str) -> dict[str, tuple[bytes, dict[str, 
 # -- what a release puts in the bucket ------------------------------------------------------------
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["botocore", "crt"])
 def test_every_object_carries_its_type_cache_control_and_release_metadata(
-    s3_bucket: S3Bucket, fake_kvs: FakeKvs, make_engine: EngineFactory, tmp_path: Path
+    s3_bucket: S3Bucket, fake_kvs: FakeKvs, make_engine: EngineFactory, tmp_path: Path, native: bool
 ) -> None:
-    engine = make_engine(s3_bucket.store(), fake_kvs.store)
+    store = s3_bucket.store(native=native)
+    engine = make_engine(store, fake_kvs.store)
+    calls = S3Calls().attach(store.client)
 
     result = engine.create(sample_site(tmp_path / "site"))
 
     prefix = release_prefix(result.id)
+    assert len(calls.writes_under(prefix)) == (0 if native else len(SAMPLE_SITE))
     assert sorted(s3_bucket.keys(prefix)) == sorted(prefix + path for path in SAMPLE_SITE)
     for path, (body, content_type, cache_control) in SAMPLE_SITE.items():
         head = s3_bucket.head(prefix + path)
@@ -86,6 +93,22 @@ def test_every_object_carries_its_type_cache_control_and_release_metadata(
     assert result.activated
     assert engine.status() == RoutingState(live=result.id)
     assert fake_kvs.server.count("PutKey") == 1
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["botocore", "crt"])
+def test_file_names_needing_url_encoding_keep_their_exact_keys(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path, native: bool
+) -> None:
+    names = ["index.html", "a b+c=d&e.html", "über/straße.html", "x/(1)!'*;,@$.txt", "~user/.well-known/x"]
+    site = write_files(tmp_path / "site", {name: name for name in names})
+
+    result = make_engine(s3_bucket.store(native=native)).create(site)
+
+    prefix = release_prefix(result.id)
+    assert sorted(s3_bucket.keys(prefix)) == sorted(prefix + name for name in names)
+    for name in names:
+        assert s3_bucket.body(prefix + name) == name.encode()
+        assert s3_bucket.head(prefix + name)["Metadata"] == {RELEASE_METADATA_KEY: result.id}
 
 
 def test_release_record_is_written_after_the_last_file(
@@ -346,3 +369,27 @@ def test_prune_lists_past_one_page_and_deletes_in_batches_of_1000(
     assert len({key for batch in batches for key in batch}) == 1100
     assert s3_bucket.keys(release_prefix(big)) == []
     assert s3_bucket.keys(release_prefix("a")) and s3_bucket.keys(release_prefix("b"))
+
+
+def test_activation_undone_when_prune_deleted_the_release_between_check_and_write(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "bucket")
+    kvs = LocalKeyValueStore(tmp_path / "kvs.json")
+    engine = ReleaseEngine(store, kvs, make_config(), actor="test")
+    first = engine.create(write_files(tmp_path / "v1", {"index.html": "one"}))
+    second = engine.create(write_files(tmp_path / "v2", {"index.html": "two"}), activate=False)
+
+    class PruneRacingKvs:
+        description = "racing"
+
+        def read(self, key: str) -> tuple[str | None, str]:
+            return kvs.read(key)
+
+        def write(self, key: str, value: str, *, if_match: str) -> str:
+            etag = kvs.write(key, value, if_match=if_match)
+            store.delete([record_key(second.id)])
+            return etag
+
+    racing = ReleaseEngine(store, PruneRacingKvs(), make_config(), actor="test")
+    with pytest.raises(NotFoundError, match="pruned while it was being activated"):
+        racing.activate(second.id)
+    assert engine.status().live == first.id

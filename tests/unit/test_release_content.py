@@ -92,6 +92,10 @@ def test_hashed_asset_names_are_cached_as_immutable(path: str) -> None:
         "deadbeef.js",
         "0123456789abcdef.js",
         "downloads/report-2024.pdf",
+        "og-image-1200x630.png",
+        "fonts/roboto-v30-latin-500italic.woff2",
+        "docs/report-q3fy2024.pdf",
+        "polyfills-ES2015.js",
     ],
 )
 def test_plain_names_are_revalidated(path: str) -> None:
