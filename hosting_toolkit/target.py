@@ -74,8 +74,28 @@ def aws_target(config: HostingConfig, *, session: Any = None, kvs_endpoint: str 
     missing = [k for k in (OUTPUT_BUCKET_NAME, OUTPUT_KVS_ARN) if k not in outputs]
     if missing:
         raise BackendError(f"stack {config.stack_name} has no output {', '.join(missing)}; redeploy it")
+    return named_aws_target(
+        config,
+        bucket=outputs[OUTPUT_BUCKET_NAME],
+        kvs_arn=outputs[OUTPUT_KVS_ARN],
+        site_url=outputs.get(OUTPUT_SITE_URL),
+        session=session,
+        kvs_endpoint=kvs_endpoint,
+    )
+
+
+def named_aws_target(
+    config: HostingConfig,
+    *,
+    bucket: str,
+    kvs_arn: str,
+    site_url: str | None = None,
+    session: Any = None,
+    kvs_endpoint: str | None = None,
+) -> Target:
+    """A bucket and a KeyValueStore named directly (the pipeline's build knows them; no stack lookup)."""
     concurrency = config.release.concurrency
     client = s3_client(concurrency=concurrency, session=session)
-    store = S3ObjectStore(client, outputs[OUTPUT_BUCKET_NAME], concurrency=concurrency, native=True)
-    kvs = AwsKeyValueStore(kvs_client(endpoint_url=kvs_endpoint, session=session), outputs[OUTPUT_KVS_ARN])
-    return Target(store, kvs, outputs.get(OUTPUT_SITE_URL))
+    store = S3ObjectStore(client, bucket, concurrency=concurrency, native=True)
+    kvs = AwsKeyValueStore(kvs_client(endpoint_url=kvs_endpoint, session=session), kvs_arn)
+    return Target(store, kvs, site_url)

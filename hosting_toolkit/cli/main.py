@@ -19,7 +19,7 @@ from hosting_toolkit.contract import RoutingState
 from hosting_toolkit.errors import InvalidInputError, ToolkitError
 from hosting_toolkit.release.engine import ReleaseEngine
 from hosting_toolkit.release.routing import RoutingChange
-from hosting_toolkit.target import Target, aws_target, local_target
+from hosting_toolkit.target import Target, aws_target, local_target, named_aws_target
 
 #: Exit code of an interrupted command (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
@@ -56,6 +56,8 @@ class Session:
     config_path: Path | None
     local: Path | None
     bucket: str | None
+    kvs_arn: str | None = None
+    site_url: str | None = None
     _config: HostingConfig | None = None
     _target: Target | None = None
 
@@ -70,8 +72,14 @@ class Session:
         if self._target is None:
             if self.local is not None:
                 self._target = local_target(self.local, self.config, bucket=self.bucket)
-            elif self.bucket:
-                raise InvalidInputError("--bucket needs --local DIR (where the local key-value store lives)")
+            elif self.bucket and self.kvs_arn:
+                self._target = named_aws_target(
+                    self.config, bucket=self.bucket, kvs_arn=self.kvs_arn, site_url=self.site_url
+                )
+            elif self.bucket or self.kvs_arn:
+                raise InvalidInputError(
+                    "name both --bucket and --kvs-arn, or use --local DIR (the --bucket then holds the objects)"
+                )
             else:
                 self._target = aws_target(self.config)
         return self._target
@@ -114,15 +122,24 @@ def main_options(
         typer.Option(
             "--bucket",
             envvar="HOSTING_TOOLKIT_BUCKET",
-            help="With --local: keep objects in this S3 bucket, at the endpoint of the usual AWS settings.",
+            help="Site bucket. With --kvs-arn: skip the stack lookup. With --local: keep objects in this S3 "
+            "bucket, at the endpoint of the usual AWS settings.",
         ),
+    ] = None,
+    kvs_arn: Annotated[
+        str | None,
+        typer.Option("--kvs-arn", envvar="HOSTING_TOOLKIT_KVS_ARN", help="KeyValueStore ARN, with --bucket."),
+    ] = None,
+    site_url: Annotated[
+        str | None,
+        typer.Option("--site-url", envvar="HOSTING_TOOLKIT_SITE_URL", help="Site address shown after a release."),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Versioned, atomic releases of a static site on CloudFront, S3 and a KeyValueStore."""
-    ctx.obj = Session(config, local, bucket)
+    ctx.obj = Session(config, local, bucket, kvs_arn, site_url)
 
 
 def _state_json(state: RoutingState) -> dict[str, Any]:

@@ -138,7 +138,11 @@ class LocalObjectStore:
         obj, head = self._paths(key)
         if if_absent and obj.exists():
             return False
-        headers = {"content_type": content_type, "cache_control": cache_control, "metadata": metadata or {}}
+        headers: dict[str, object] = {
+            "content_type": content_type,
+            "cache_control": cache_control,
+            "metadata": metadata or {},
+        }
         if not if_absent:
             self._write_headers(head, headers)
             self._atomic_write(obj, data)
