@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,13 +13,11 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from hosting_toolkit import __version__
-from hosting_toolkit.cli.output import BarProgress, emit_json, emit_line, err
-from hosting_toolkit.config import HostingConfig, load_config
+from hosting_toolkit.cli.output import emit_json, emit_line, err
+from hosting_toolkit.cli.session import Session, session_of
 from hosting_toolkit.contract import RoutingState
 from hosting_toolkit.errors import InvalidInputError, ToolkitError
-from hosting_toolkit.release.engine import ReleaseEngine
 from hosting_toolkit.release.routing import RoutingChange
-from hosting_toolkit.target import Target, aws_target, local_target, named_aws_target
 
 #: Exit code of an interrupted command (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
@@ -47,50 +45,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Versioned, atomic releases of a static site on CloudFront, S3 and a KeyValueStore.",
 )
-
-
-@dataclass
-class Session:
-    """Global options, and the configuration and target they lead to, loaded on first use."""
-
-    config_path: Path | None
-    local: Path | None
-    bucket: str | None
-    kvs_arn: str | None = None
-    site_url: str | None = None
-    _config: HostingConfig | None = None
-    _target: Target | None = None
-
-    @property
-    def config(self) -> HostingConfig:
-        if self._config is None:
-            self._config = load_config(self.config_path)
-        return self._config
-
-    @property
-    def target(self) -> Target:
-        if self._target is None:
-            if self.local is not None:
-                self._target = local_target(self.local, self.config, bucket=self.bucket)
-            elif self.bucket and self.kvs_arn:
-                self._target = named_aws_target(
-                    self.config, bucket=self.bucket, kvs_arn=self.kvs_arn, site_url=self.site_url
-                )
-            elif self.bucket or self.kvs_arn:
-                raise InvalidInputError(
-                    "name both --bucket and --kvs-arn, or use --local DIR (the --bucket then holds the objects)"
-                )
-            else:
-                self._target = aws_target(self.config)
-        return self._target
-
-    def engine(self, *, progress: bool = True) -> ReleaseEngine:
-        target = self.target
-        return ReleaseEngine(target.store, target.kvs, self.config, progress=BarProgress() if progress else None)
-
-
-def _session(ctx: typer.Context) -> Session:
-    return ctx.find_object(Session) or ctx.ensure_object(Session)
 
 
 def _version(value: bool) -> None:
@@ -171,7 +125,7 @@ def release(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Upload a build folder or ZIP as a new immutable release and (by default) make it live."""
-    session = _session(ctx)
+    session = session_of(ctx)
     engine = session.engine()
     result = engine.create(path, release_id=release_id, message=message, activate=not no_activate)
     if as_json:
@@ -211,7 +165,7 @@ def activate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the state change as JSON.")] = False,
 ) -> None:
     """Make a complete release live: one KeyValueStore write, no cache invalidation."""
-    change = _session(ctx).engine(progress=False).activate(release_id)
+    change = session_of(ctx).engine(progress=False).activate(release_id)
     _report_switch(change, "live:", as_json)
 
 
@@ -224,7 +178,7 @@ def rollback(
     as_json: Annotated[bool, typer.Option("--json", help="Print the state change as JSON.")] = False,
 ) -> None:
     """Return traffic to the previous live release (or --to ID): one write, nothing rebuilt."""
-    change = _session(ctx).engine(progress=False).rollback(to)
+    change = session_of(ctx).engine(progress=False).rollback(to)
     _report_switch(change, "rolled back to", as_json)
 
 
@@ -235,7 +189,7 @@ def prune(
     as_json: Annotated[bool, typer.Option("--json", help="Print what was removed as JSON.")] = False,
 ) -> None:
     """Delete old releases; live, canary and pinned releases and the newest --keep always stay."""
-    result = _session(ctx).engine().prune(keep)
+    result = session_of(ctx).engine().prune(keep)
     if as_json:
         emit_json(asdict(result))
         return
@@ -253,7 +207,7 @@ def releases(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
     """List releases, newest first, with their state (live, canary, previous, staged, retired, incomplete)."""
-    infos = _session(ctx).engine(progress=False).list_releases()
+    infos = session_of(ctx).engine(progress=False).list_releases()
     if as_json:
         emit_json([asdict(i) for i in infos])
         return
@@ -291,7 +245,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the routing state as JSON.")] = False,
 ) -> None:
     """Show what serves traffic: the live release, the canary and its weight, the pinned releases."""
-    session = _session(ctx)
+    session = session_of(ctx)
     state = session.engine(progress=False).status()
     if as_json:
         emit_json({**_state_json(state), "site_url": session.target.site_url})
@@ -317,7 +271,7 @@ def serve(
     from hosting_toolkit.local.server import make_server, print_log
     from hosting_toolkit.release.kvs import LocalKeyValueStore
 
-    session = _session(ctx)
+    session = session_of(ctx)
     if session.local is None:
         raise InvalidInputError("serve works on a local target: add --local DIR (or set HOSTING_TOOLKIT_LOCAL)")
     target = session.target
@@ -356,7 +310,7 @@ def demo(
     """Release two versions of an example site locally, serve, switch and roll back: no AWS needed."""
     from hosting_toolkit.local.demo import run_demo
 
-    session = _session(ctx)
+    session = session_of(ctx)
     keep_serving = sys.stdin.isatty() if stay is None else stay
 
     def wait(url: str) -> None:
