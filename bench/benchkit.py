@@ -162,7 +162,9 @@ class S3Server:
         from botocore.config import Config
 
         return self.session().client(
-            "s3", endpoint_url=self.endpoint, config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5})
+            "s3",
+            endpoint_url=self.endpoint,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
         )
 
     def create_bucket(self, bucket: str) -> None:
@@ -263,15 +265,16 @@ def running(server: S3Server) -> Iterator[S3Server]:
 
 # -- generated sites -----------------------------------------------------------------------------
 
-_WORDS = (
+_WORD_TEXT = (
     "about account activity admin analytics api archive article auth billing blog calendar cart "
     "catalog changelog checkout community compare contact dashboard docs download editor events "
-    "explore faq feed gallery getting-started guides help home insights integrations invoices jobs "
-    "labs learn library login map marketplace media news notifications onboarding orders partners "
-    "payments pricing privacy products profile projects reference releases reports roadmap search "
-    "security settings showcase signup solutions status support team templates terms tutorials "
-    "updates upload usage videos webhooks welcome workspace"
-).split()
+    "explore faq feed gallery getting-started guides help home insights integrations invoices "
+    "jobs labs learn library login map marketplace media news notifications onboarding orders "
+    "partners payments pricing privacy products profile projects reference releases reports "
+    "roadmap search security settings showcase signup solutions status support team templates "
+    "terms tutorials updates upload usage videos webhooks welcome workspace"
+)
+_WORDS = tuple(_WORD_TEXT.split())
 _HASH_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 #: Kinds of files a documentation or marketing site's build emits: share of files, median size.

@@ -186,7 +186,7 @@ def measure_rollback(engine: ReleaseEngine, server: S3Server, expected_live: str
     try:
         from tests.fakes.kvs_server import FakeKeyValueStoreServer
     except ImportError:
-        FakeKeyValueStoreServer = None  # noqa: N806
+        FakeKeyValueStoreServer = None
 
     fake = None
     kvs: Any
@@ -290,7 +290,9 @@ _EDGE_JS = "app-Xk39fQ2a.js"
 
 def _edge_site(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    page = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Bench</title></head><body>{}</body></html>'
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Bench</title></head><body>{}</body></html>'
+    )
     (root / "index.html").write_text(page.format("home " * 400))
     (root / "404.html").write_text(page.format("not found"))
     (root / "assets").mkdir(exist_ok=True)
@@ -457,75 +459,77 @@ def summarize(figures: ServerFigures) -> dict[str, Any]:
     }
 
 
-def render(summary: dict[str, Any], site: Site, repeat: int) -> str:
+def render_server(server: dict[str, Any], site: Site, repeat: int) -> str:
     out: list[str] = []
     files = site.files
-    for server in summary["servers"]:
-        first = server["first_release"]
-        out.append(f"\n== {server['version']} on 127.0.0.1 ==")
-        out.append(f"\nfirst release: {files} files, {site.bytes / 1e6:.1f} MB (seconds; median [min-max] of {repeat})")
-        rows = []
-        for method in METHODS:
-            f = first[method]
-            rate = Figure.of([files / w for w in f["wall_s"].samples])
-            rows.append(
-                [
-                    METHOD_LABELS[method],
-                    f["wall_s"].text(),
-                    rate.text("{:.0f}"),
-                    f["client_cpu_s"].text(),
-                    f["server_cpu_s"].text(),
-                    f"{1000 * f['server_cpu_s'].median / files:.2f}",
-                ]
-            )
-        out.append(
-            benchkit.table(rows, ["uploader", "wall s", "files/s", "client CPU s", "server CPU s", "server ms/file"])
+    first = server["first_release"]
+    out.append(f"\n== {server['version']} on 127.0.0.1 ==")
+    out.append(f"\nfirst release: {files} files, {site.bytes / 1e6:.1f} MB (seconds; median [min-max] of {repeat})")
+    rows = []
+    for method in METHODS:
+        f = first[method]
+        rate = Figure.of([files / w for w in f["wall_s"].samples])
+        rows.append(
+            [
+                METHOD_LABELS[method],
+                f["wall_s"].text(),
+                rate.text("{:.0f}"),
+                f["client_cpu_s"].text(),
+                f["server_cpu_s"].text(),
+                f"{1000 * f['server_cpu_s'].median / files:.2f}",
+            ]
         )
-        native = server["speedup_vs_aws_cli"]["engine_native"]
-        botocore = server["speedup_vs_aws_cli"]["engine_botocore"]
-        out.append(
-            f"speed-up vs aws s3 cp: native {native.text(unit='x')}  (target >= {TARGET_RATIO:.1f}x: "
-            f"{verdict(native.median >= TARGET_RATIO)});  botocore {botocore.text(unit='x')}"
+    out.append(
+        benchkit.table(rows, ["uploader", "wall s", "files/s", "client CPU s", "server CPU s", "server ms/file"])
+    )
+    native = server["speedup_vs_aws_cli"]["engine_native"]
+    botocore = server["speedup_vs_aws_cli"]["engine_botocore"]
+    out.append(
+        f"speed-up vs aws s3 cp: native {native.text(unit='x')}  (target >= {TARGET_RATIO:.1f}x: "
+        f"{verdict(native.median >= TARGET_RATIO)});  botocore {botocore.text(unit='x')}"
+    )
+    inc = server["incremental"]
+    pct = inc["uploaded_percent"]
+    out.append(
+        f"\nincremental release ({inc['uploaded_files']} of {inc['files']} files changed): "
+        f"uploaded {inc['uploaded_bytes']:,} of {inc['bytes']:,} bytes = {pct.text('{:.2f}', ' %')} "
+        f"(target < {TARGET_INCREMENTAL_PERCENT:.0f} %: {verdict(pct.median < TARGET_INCREMENTAL_PERCENT)}); "
+        f"copied {inc['copied_files']} files server-side; time {inc['time_s'].text(unit=' s')}, "
+        f"client CPU {inc['client_cpu_s'].text(unit=' s')}, server CPU {inc['server_cpu_s'].text(unit=' s')}"
+    )
+    rb = server["rollback"]
+    ok = rb["kvs_writes"] == 1 and rb["release_file_writes"] == 0
+    s3 = ", ".join(f"{op} {n}" for op, n in rb["s3_calls"].items())
+    kvs = ", ".join(f"{op} {n}" for op, n in sorted(rb["kvs_calls"].items()))
+    out.append(
+        f"\nrollback: {rb['kvs_writes']} KVS write, {rb['release_file_writes']} release-file writes "
+        f"(target 1 and 0: {verdict(ok)}); time {rb['time_s'].text('{:.3f}', ' s')}\n"
+        f"  KVS requests: {kvs}  [{rb['kvs']}]\n"
+        f"  S3 requests:  {s3}  (the PutObject is the _meta/history entry)"
+    )
+    return "\n".join(out)
+
+
+def render_serve(serve: dict[str, Any]) -> str:
+    out: list[str] = []
+    out.append(
+        f"\nlocal edge (serve: real router + viewer-response functions in the Node sandbox): "
+        f"{serve['requests']} requests over {serve['clients']} keep-alive connections, {len(EDGE_PATHS)} paths"
+    )
+    rows = []
+    for variant, label in (("as_shipped", "make_server as shipped"), ("tcp_nodelay", "with TCP_NODELAY")):
+        v = serve[variant]
+        unexpected = v["unexpected_statuses"]
+        rows.append(
+            [
+                label,
+                v["rps"].text("{:.0f}"),
+                v["p50_ms"].text("{:.1f}"),
+                v["p95_ms"].text("{:.1f}"),
+                "ok" if not unexpected else "UNEXPECTED " + ", ".join(unexpected),
+            ]
         )
-        inc = server["incremental"]
-        pct = inc["uploaded_percent"]
-        out.append(
-            f"\nincremental release ({inc['uploaded_files']} of {inc['files']} files changed): "
-            f"uploaded {inc['uploaded_bytes']:,} of {inc['bytes']:,} bytes = {pct.text('{:.2f}', ' %')} "
-            f"(target < {TARGET_INCREMENTAL_PERCENT:.0f} %: {verdict(pct.median < TARGET_INCREMENTAL_PERCENT)}); "
-            f"copied {inc['copied_files']} files server-side; time {inc['time_s'].text(unit=' s')}, "
-            f"client CPU {inc['client_cpu_s'].text(unit=' s')}, server CPU {inc['server_cpu_s'].text(unit=' s')}"
-        )
-        rb = server["rollback"]
-        ok = rb["kvs_writes"] == 1 and rb["release_file_writes"] == 0
-        s3 = ", ".join(f"{op} {n}" for op, n in rb["s3_calls"].items())
-        kvs = ", ".join(f"{op} {n}" for op, n in sorted(rb["kvs_calls"].items()))
-        out.append(
-            f"\nrollback: {rb['kvs_writes']} KVS write, {rb['release_file_writes']} release-file writes "
-            f"(target 1 and 0: {verdict(ok)}); time {rb['time_s'].text('{:.3f}', ' s')}\n"
-            f"  KVS requests: {kvs}  [{rb['kvs']}]\n"
-            f"  S3 requests:  {s3}  (the PutObject is the _meta/history entry)"
-        )
-    serve = summary.get("serve")
-    if serve:
-        out.append(
-            f"\nlocal edge (serve: real router + viewer-response functions in the Node sandbox): "
-            f"{serve['requests']} requests over {serve['clients']} keep-alive connections, {len(EDGE_PATHS)} paths"
-        )
-        rows = []
-        for variant, label in (("as_shipped", "make_server as shipped"), ("tcp_nodelay", "with TCP_NODELAY")):
-            v = serve[variant]
-            unexpected = v["unexpected_statuses"]
-            rows.append(
-                [
-                    label,
-                    v["rps"].text("{:.0f}"),
-                    v["p50_ms"].text("{:.1f}"),
-                    v["p95_ms"].text("{:.1f}"),
-                    "ok" if not unexpected else "UNEXPECTED " + ", ".join(unexpected),
-                ]
-            )
-        out.append(benchkit.table(rows, ["server", "req/s", "p50 ms", "p95 ms", "statuses"]))
+    out.append(benchkit.table(rows, ["server", "req/s", "p50 ms", "p95 ms", "statuses"]))
     return "\n".join(out)
 
 
@@ -582,7 +586,13 @@ def main(argv: list[str] | None = None) -> int:
     benchkit.isolate_aws_env()
     benchkit.stop_on_sigterm()
     servers = ["moto", "s3rver"] if args.server == "both" else [args.server]
+    stream = sys.stderr if args.json else sys.stdout
     workdir = Path(tempfile.mkdtemp(prefix="hosting-bench-"))
+    failures: list[str] = []
+
+    def show(text: str) -> None:
+        print(text, file=stream, flush=True)
+
     try:
         log(f"generating {args.files} files / {args.megabytes:g} MB (seed {args.seed}) in {workdir}")
         site = benchkit.generate_site(
@@ -591,28 +601,43 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(site.root, workdir / "site-changed")
         changed = Site(workdir / "site-changed", site.paths, site.bytes)
         benchkit.change_files(changed, fraction=CHANGED_FRACTION, seed=args.seed + 1)
+        env = environment()
         summary: dict[str, Any] = {
-            "environment": environment(),
+            "environment": env,
             "site": {"files": site.files, "bytes": site.bytes, "seed": args.seed, "repeat": args.repeat},
-            "servers": [summarize(bench_server(kind, (site, changed), args.repeat, workdir)) for kind in servers],
+            "servers": [],
         }
+        show(
+            f"hosting-toolkit release benchmark, {env['date']}, {env['cpus']} CPUs, load average "
+            f"{env['load_average'][0]:.1f} at the start; {env['aws_cli']}"
+        )
+        # Each section is shown as soon as it is measured; a failing one does not lose the others.
+        for kind in servers:
+            try:
+                server = summarize(bench_server(kind, (site, changed), args.repeat, workdir))
+            except Exception as exc:
+                failures.append(f"{kind}: {exc!r}")
+                log(f"{kind} benchmark failed: {exc!r}")
+                continue
+            summary["servers"].append(server)
+            show(render_server(server, site, args.repeat))
         if not args.no_serve:
-            summary["serve"] = bench_serve(workdir, args.requests, args.clients, args.repeat)
+            try:
+                summary["serve"] = bench_serve(workdir, args.requests, args.clients, args.repeat)
+                show(render_serve(summary["serve"]))
+            except Exception as exc:
+                failures.append(f"local edge: {exc!r}")
+                log(f"local edge benchmark failed: {exc!r}")
+        summary["environment"]["load_average_end"] = os.getloadavg()
+        summary["failures"] = failures
     except KeyboardInterrupt:
         log("interrupted; servers stopped")
         return 130
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    report = render(summary, site, args.repeat)
-    env = summary["environment"]
-    header = (
-        f"hosting-toolkit release benchmark, {env['date']}, {env['cpus']} CPUs, load average "
-        f"{env['load_average'][0]:.1f} at the end; {env['aws_cli']}"
-    )
-    print(header + "\n" + report, file=sys.stderr if args.json else sys.stdout, flush=True)
     if args.json:
         print(json.dumps(to_json(summary), indent=2))
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

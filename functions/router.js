@@ -1,15 +1,24 @@
 import cf from 'cloudfront';
 // Viewer-request router (cloudfront-js-2.0): picks the release that serves a request and
-// rewrites the URI into that release's folder. The renderer inserts `const SITE` (mode, entry)
-// after the import line and drops comment-only lines, so comment here freely.
+// rewrites the URI into that release's folder. The renderer inserts `const SITE` (mode, entry,
+// cohort lifetimes) after the import line and drops comment-only lines, so comment here freely.
 //
 // Names shared with the Python side; tests/unit/test_contract.py checks them against
 // hosting_toolkit/contract.py, so keep them as plain literals declared once.
 const ROUTING_KEY = 'routing';
+const PREVIEW_TOKEN_KEY = 'preview-token';
 const RELEASE_COOKIE = '__release';
+const COHORT_COOKIE = '__cohort';
+// The preview query parameter; the preview cookie has the same name.
+const PREVIEW_PARAM = '__preview';
+const TOKEN_PARAM = '__token';
+const PREVIEW_RELEASE_HEADER = 'x-preview-release';
+const PREVIEW_TOKEN_HEADER = 'x-preview-token';
 const RELEASES_PREFIX = 'releases/';
 const RELEASE_HEADER = 'x-release';
 const MAX_URI_LENGTH = 1024;
+const COHORTS = 10000;
+const PREVIEW_COOKIE_ATTRIBUTES = 'Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=3600';
 // Release id alphabet: the first character must be one of the first 36 (contract.RELEASE_ID_PATTERN).
 const ID_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789._-';
 // Encoded dot, slash, backslash and control characters (checked on the lowercased URI).
@@ -54,15 +63,67 @@ function mapPath(uri) {
   return '/' + SITE.entry;
 }
 
+// The value of a cookie, query parameter or header field, or '' when absent.
+function fieldValue(fields, name) {
+  const field = fields[name];
+  return field ? field.value : '';
+}
+
+// The viewer's cohort, 0..COHORTS-1: from its `__cohort` cookie ("<cohort>.<issued seconds>")
+// until the cookie's maximum lifetime, else drawn from the request id. The viewer-response
+// function holds the same code, so it issues exactly the cohort this request was routed by.
+function cohortOf(event) {
+  const p = fieldValue(event.request.cookies, COHORT_COOKIE).split('.');
+  if (p.length === 2 && p[0] >= 0 && p[0] < COHORTS && Date.now() / 1000 - p[1] < SITE.cohortMax) return +p[0];
+  // FNV-1a (32 bits) with shifts only: cheap, no crypto, the same in every runtime.
+  const id = String(event.context.requestId);
+  let h = 2166136261;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h += (h << 1) + (h << 4) + (h << 7) + (h << 8) + (h << 24);
+  }
+  return (h >>> 0) % COHORTS;
+}
+
+// Compares every character, so the time taken does not tell how much of a guess was right.
+function sameToken(a, b) {
+  if (!b || a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return d === 0;
+}
+
+// A preview is asked for by query (then answered with a redirect that sets the cookie), by the
+// headers (tools) or by the cookie ("<id>.<token>"): [id, token, by query]. Only these
+// requests read the token key.
+async function previewOf(request) {
+  const q = request.querystring;
+  const h = request.headers;
+  const c = fieldValue(request.cookies, PREVIEW_PARAM);
+  const k = c.lastIndexOf('.');
+  const ask = fieldValue(q, TOKEN_PARAM) ? [fieldValue(q, PREVIEW_PARAM), fieldValue(q, TOKEN_PARAM), true]
+    : fieldValue(h, PREVIEW_TOKEN_HEADER) ? [fieldValue(h, PREVIEW_RELEASE_HEADER), fieldValue(h, PREVIEW_TOKEN_HEADER)]
+    : [c.slice(0, k), c.slice(k + 1)];
+  if (!ask[1] || !validId(ask[0])) return null;
+  let secret = '';
+  try {
+    secret = await kvs.get(PREVIEW_TOKEN_KEY);
+  } catch (e) {
+    // No token was ever created: nothing can be previewed.
+  }
+  return sameToken(ask[1], secret) ? ask : null;
+}
+
 // Order of precedence (DESIGN 3.4): preview token, pinned cookie, canary cohort, live.
-// A page navigation always gets the live release, so one write switches every viewer at once;
-// only the assets a page asks for follow its pin (skew protection), while the pin is retained.
-function chooseRelease(request, state, page) {
+// Only the assets a page asks for follow its pin (skew protection) while the pinned release is
+// live, canary or retained; page navigations get the canary or live release by cohort.
+function chooseRelease(event, state, page) {
   if (!state || !validId(state.live)) return null;
-  const cookie = request.cookies && request.cookies[RELEASE_COOKIE];
-  const pinned = cookie ? cookie.value : '';
-  const pins = Array.isArray(state.pins) ? state.pins : [];
-  if (!page && validId(pinned) && pins.indexOf(pinned) >= 0) return pinned;
+  const canary = validId(state.canary) ? state.canary : '';
+  const pinned = fieldValue(event.request.cookies, RELEASE_COOKIE);
+  const pinnable = [state.live, canary].concat(Array.isArray(state.pins) ? state.pins : []);
+  if (!page && validId(pinned) && pinnable.indexOf(pinned) >= 0) return pinned;
+  if (canary && cohortOf(event) < state.weight * COHORTS / 100) return canary;
   return state.live;
 }
 
@@ -71,7 +132,22 @@ function chooseRelease(request, state, page) {
 function reply(statusCode, type, body) {
   const headers = { 'content-type': { value: type }, 'cache-control': { value: 'no-store' } };
   headers[RELEASE_HEADER] = { value: 'none' };
-  return { statusCode: statusCode, headers: headers, body: body };
+  return { statusCode: statusCode, headers: headers, cookies: {}, body: body };
+}
+
+// The same path and query without the preview parameters, so the token leaves the address bar.
+function previewRedirect(request, ask) {
+  const q = request.querystring;
+  let query = '';
+  for (const name in q) {
+    if (name !== PREVIEW_PARAM && name !== TOKEN_PARAM) {
+      (q[name].multiValue || [q[name]]).forEach((v) => { query += '&' + name + '=' + v.value; });
+    }
+  }
+  const response = reply(302, 'text/plain', '');
+  response.headers.location = { value: request.uri + (query ? '?' + query.slice(1) : '') };
+  response.cookies[PREVIEW_PARAM] = { value: ask[0] + '.' + ask[1], attributes: PREVIEW_COOKIE_ATTRIBUTES };
+  return response;
 }
 
 const NOT_LIVE_PAGE = '<!doctype html><meta charset="utf-8"><title>Not published yet</title>' +
@@ -82,15 +158,20 @@ async function handler(event) {
   if (!safePath(request.uri)) {
     return reply(400, 'text/plain; charset=utf-8', 'Bad request path.\n');
   }
-  let state = null;
-  try {
-    // The one KVS read of the common path.
-    state = await kvs.get(ROUTING_KEY, { format: 'json' });
-  } catch (e) {
-    // A missing key throws: nothing was ever activated, so answer 503 below.
-  }
+  const preview = await previewOf(request);
+  if (preview && preview[2]) return previewRedirect(request, preview);
   const path = mapPath(request.uri);
-  const release = chooseRelease(request, state, path.slice(-5) === '.html');
+  let release = preview ? preview[0] : null;
+  if (!release) {
+    let state = null;
+    try {
+      // The one KVS read of the common path.
+      state = await kvs.get(ROUTING_KEY, { format: 'json' });
+    } catch (e) {
+      // A missing key throws: nothing was ever activated, so answer 503 below.
+    }
+    release = chooseRelease(event, state, path.slice(-5) === '.html');
+  }
   if (!release) {
     return reply(503, 'text/html; charset=utf-8', NOT_LIVE_PAGE);
   }

@@ -1,7 +1,8 @@
 // Viewer-response function (cloudfront-js-2.0, no KeyValueStore): names the release that served
 // a response in `x-release` and pins HTML viewers to it with the `__release` cookie, so the
-// assets a page asks for come from the same release (skew protection). It never changes the
-// cache key: the router's rewritten URI already is.
+// assets a page asks for come from the same release (skew protection); keeps each page viewer's
+// canary cohort in the `__cohort` cookie. It never changes the cache key: the router's
+// rewritten URI already is. The renderer inserts `const SITE` (cohort lifetimes) at the top.
 //
 // Names shared with the Python side; tests/unit/test_contract.py checks them against
 // hosting_toolkit/contract.py, so keep them as plain literals declared once.
@@ -9,7 +10,10 @@ const RELEASE_HEADER = 'x-release';
 const RELEASE_METADATA_HEADER = 'x-amz-meta-release';
 const RELEASE_COOKIE = '__release';
 const RELEASES_PREFIX = 'releases/';
+const COHORT_COOKIE = '__cohort';
+const COHORTS = 10000;
 const COOKIE_ATTRIBUTES = 'Path=/; Secure; SameSite=Lax; Max-Age=3600';
+const COHORT_COOKIE_ATTRIBUTES = 'Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=';
 
 // Every release object carries the metadata release=<id>; the rewritten URI
 // (/releases/<id>/...) covers responses without it, such as S3's 403 for a missing key.
@@ -43,6 +47,29 @@ function isPage(event) {
   return uri.slice(-5) === '.html';
 }
 
+// The router's cohort code: the viewer's cohort from its cookie until the maximum lifetime,
+// else the one drawn from the request id both functions see. Returns [cohort, issued seconds].
+function cohortOf(event) {
+  const cookie = event.request.cookies[COHORT_COOKIE];
+  const p = cookie ? cookie.value.split('.') : [];
+  const now = Date.now() / 1000;
+  if (p.length === 2 && p[0] >= 0 && p[0] < COHORTS && now - p[1] < SITE.cohortMax) return p;
+  const id = String(event.context.requestId);
+  let h = 2166136261;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h += (h << 1) + (h << 4) + (h << 7) + (h << 8) + (h << 24);
+  }
+  return [(h >>> 0) % COHORTS, Math.floor(now)];
+}
+
+// Each page response restarts the idle lifetime, never past the maximum lifetime.
+function cohortCookie(event) {
+  const p = cohortOf(event);
+  const left = Math.ceil(SITE.cohortMax - (Date.now() / 1000 - p[1]));
+  return { value: p[0] + '.' + p[1], attributes: COHORT_COOKIE_ATTRIBUTES + Math.min(SITE.cohortIdle, left) };
+}
+
 function handler(event) {
   const response = event.response;
   const release = releaseOf(event);
@@ -53,6 +80,7 @@ function handler(event) {
       response.cookies = {};
     }
     response.cookies[RELEASE_COOKIE] = { value: release, attributes: COOKIE_ATTRIBUTES };
+    response.cookies[COHORT_COOKIE] = cohortCookie(event);
   }
   return response;
 }

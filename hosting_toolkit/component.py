@@ -5,16 +5,20 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from hosting_toolkit.config import HostingConfig
+from hosting_toolkit.config import HostingConfig, ZipSource
 from hosting_toolkit.contract import (
     META_PREFIX,
     OUTPUT_BUCKET_NAME,
+    OUTPUT_CONNECTION_ARN,
     OUTPUT_DISTRIBUTION_ID,
     OUTPUT_KVS_ARN,
+    OUTPUT_PIPELINE_NAME,
     OUTPUT_SITE_URL,
+    OUTPUT_UPLOAD_LOCATION,
     RELEASES_PREFIX,
 )
 from hosting_toolkit.edge.infrastructure import ReleaseRouter
+from hosting_toolkit.pipeline.infrastructure import ReleasePipeline
 from hosting_toolkit.site.infrastructure import StaticSite
 
 
@@ -23,7 +27,8 @@ class HostingStack(cdk.Stack):
 
     Props (keyword-only):
 
-    config: the validated site configuration.
+    config: the validated site configuration; with a ``[source]``, the stack also has the release
+      pipeline that builds and releases the site on every change.
     env: account and region (default none: an environment-agnostic stack).
     """
 
@@ -78,3 +83,39 @@ class HostingStack(cdk.Stack):
             description="KeyValueStore holding the routing state the router function reads",
             value=self.router.store.key_value_store_arn,
         )
+
+        self.pipeline: ReleasePipeline | None = None
+        if config.source is not None:
+            self._add_pipeline(config)
+
+    def _add_pipeline(self, config: HostingConfig) -> None:
+        site_url = f"https://{self.site.distribution.distribution_domain_name}"
+        pipeline = ReleasePipeline(
+            self,
+            "Pipeline",
+            config=config,
+            site_bucket=self.site.bucket,
+            release_store=self.router.store,
+            site_url=site_url,
+        )
+        self.pipeline = pipeline
+        cdk.CfnOutput(
+            self,
+            OUTPUT_PIPELINE_NAME,
+            description="Pipeline that builds and releases the site on every change of its source",
+            value=pipeline.pipeline.pipeline_name,
+        )
+        if pipeline.connection_arn is not None:
+            cdk.CfnOutput(
+                self,
+                OUTPUT_CONNECTION_ARN,
+                description="CodeConnections connection to the site's repository; it must be approved once",
+                value=pipeline.connection_arn,
+            )
+        if pipeline.upload_bucket is not None and isinstance(config.source, ZipSource):
+            cdk.CfnOutput(
+                self,
+                OUTPUT_UPLOAD_LOCATION,
+                description="Where a ZIP of the site is uploaded to release it",
+                value=f"s3://{pipeline.upload_bucket.bucket_name}/{config.source.object_key}",
+            )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from hosting_toolkit.errors import ConfigError
 
@@ -82,6 +83,171 @@ class ReleaseConfig:
     max_files: int = 200_000
 
 
+RolloutStrategy = Literal["all-at-once", "canary", "linear"]
+ROLLOUT_STRATEGIES: tuple[str, ...] = ("all-at-once", "canary", "linear")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """How a new release takes traffic, and how long a viewer keeps its canary cohort.
+
+    strategy: ``all-at-once`` (default) switches every viewer at once; ``canary`` gives ``percent``
+      of viewers the new release for ``interval_minutes``, then everyone; ``linear`` adds
+      ``percent`` every ``interval_minutes`` until everyone has it.
+    percent: the canary share, or the step of a linear rollout (1-100, default 10).
+    interval_minutes: how long a canary or a linear step lasts (default 10).
+    bake_minutes: how long the alarms are still watched once everyone has the release (default 10).
+    cohort_idle_seconds: a viewer's ``__cohort`` cookie ends after this long without a page
+      view (default one hour).
+    cohort_max_seconds: a cohort is drawn again after this long, however active the viewer
+      (default one day).
+    alarms: names of CloudWatch alarms that stop a rollout and roll it back (default none).
+    """
+
+    strategy: RolloutStrategy = "all-at-once"
+    percent: int = 10
+    interval_minutes: int = 10
+    bake_minutes: int = 10
+    cohort_idle_seconds: int = 3600
+    cohort_max_seconds: int = 86400
+    alarms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifyCheck:
+    """One request ``verify`` sends to a staged release through the preview path.
+
+    path: the path requested (default ``/``).
+    status: the status the response must have (default 200).
+    text: text the body must contain (default: not checked).
+    content_type: what the ``Content-Type`` must start with (default: not checked).
+    """
+
+    path: str = "/"
+    status: int = 200
+    text: str = ""
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """What ``verify`` checks on a staged release before it takes traffic.
+
+    checks: the requests to send, as ``[[verify.checks]]`` tables (default: ``/`` answers 200).
+    assets: also check that every same-origin script, stylesheet, link and image the entry page
+      references resolves (default true).
+    timeout_seconds: time allowed for each request (default 10).
+    wait_seconds: how long to wait for the edge to honour the preview token (default 60).
+    """
+
+    checks: tuple[VerifyCheck, ...] = (VerifyCheck(),)
+    assets: bool = True
+    timeout_seconds: int = 10
+    wait_seconds: int = 60
+
+
+SourceProvider = Literal["github", "gitlab", "bitbucket"]
+SOURCE_PROVIDERS: tuple[str, ...] = ("github", "gitlab", "bitbucket")
+
+
+@dataclass(frozen=True)
+class CodeConnectionsSource:
+    """A git repository on GitHub, GitLab or Bitbucket, reached through an AWS CodeConnections connection.
+
+    provider: ``github``, ``gitlab`` or ``bitbucket`` (required).
+    repository: ``owner/name`` (GitLab subgroups: ``group/subgroup/name``) (required).
+    branch: the branch whose pushes are released (default ``main``).
+    connection_arn: an existing, approved connection (default: the stack creates one, which must be
+      approved once in the console; ``deploy`` prints where).
+    include_paths: glob patterns; a push starts the pipeline only if it changes a matching file
+      (default none: every push). For monorepos, e.g. ``["apps/web/**"]``.
+    exclude_paths: glob patterns of files whose changes alone never start the pipeline (default none).
+    """
+
+    type: ClassVar[str] = "codeconnections"
+    provider: SourceProvider = "github"
+    repository: str = ""
+    branch: str = "main"
+    connection_arn: str = ""
+    include_paths: tuple[str, ...] = ()
+    exclude_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CodeCommitSource:
+    """A repository in AWS CodeCommit of the stack's account and region.
+
+    repository: the repository name (required).
+    branch: the branch whose pushes are released (default ``main``).
+    """
+
+    type: ClassVar[str] = "codecommit"
+    repository: str = ""
+    branch: str = "main"
+
+
+@dataclass(frozen=True)
+class ZipSource:
+    """ZIP files uploaded to a bucket the stack creates; each upload of ``object_key`` is released.
+
+    object_key: the key uploads go to; it must end in ``.zip`` (default ``site.zip``). Every upload
+      under this key starts the pipeline, and the release id comes from the content, so a changed
+      ZIP uploaded under the same name is a new release.
+    """
+
+    type: ClassVar[str] = "zip"
+    object_key: str = "site.zip"
+
+
+SourceConfig = CodeConnectionsSource | CodeCommitSource | ZipSource
+#: The ``[source]`` alternatives by their ``type`` key.
+SOURCE_TYPES: dict[str, type[CodeConnectionsSource | CodeCommitSource | ZipSource]] = {
+    cls.type: cls for cls in (CodeConnectionsSource, CodeCommitSource, ZipSource)
+}
+
+#: Build recipes, one ``buildspecs/<name>.yml`` each (``custom`` runs ``build.command``).
+FRAMEWORKS: tuple[str, ...] = ("static", "vite", "react", "vue", "angular", "next", "astro", "hugo", "gatsby", "custom")
+#: Frameworks whose output folder depends on the project, so ``build.output_dir`` is required.
+FRAMEWORKS_NEEDING_OUTPUT_DIR: tuple[str, ...] = ("angular", "custom")
+PACKAGE_MANAGERS: tuple[str, ...] = ("npm", "pnpm", "yarn")
+#: Node.js major versions of the CodeBuild image (Amazon Linux 2023 standard 5.0).
+NODE_VERSIONS: tuple[str, ...] = ("18", "20", "22", "24")
+COMPUTE_SIZES: tuple[str, ...] = ("small", "medium", "large")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """How the pipeline builds the site before releasing it (used only with a ``[source]``).
+
+    framework: the build recipe, ``buildspecs/<framework>.yml`` (default ``static``: no build).
+    command: the build command (default: the recipe's, e.g. ``npm run build``; required for ``custom``).
+    output_dir: the build's output folder, relative to ``app_root`` (default: the recipe's, e.g.
+      ``dist``; required for ``angular`` and ``custom``).
+    install_command: installs the dependencies (default: by ``package_manager`` for Node.js recipes,
+      none for ``static``, ``hugo`` and ``custom``).
+    app_root: the site's folder inside the repository, for monorepos (default ``.``).
+    package_manager: ``npm``, ``pnpm`` or ``yarn`` (default ``npm``).
+    node_version: Node.js major version (default ``22``).
+    compute: CodeBuild size, ``small`` (3 GB), ``medium`` (7 GB) or ``large`` (15 GB) (default ``small``).
+    env: plain environment variables of the build (default none).
+    secrets: environment variables read from AWS Secrets Manager, by secret NAME (``name`` or
+      ``name:json-key``); the value never appears in the template (default none).
+    parameters: environment variables read from SSM Parameter Store, by parameter NAME (default none).
+    """
+
+    framework: str = "static"
+    command: str = ""
+    output_dir: str = ""
+    install_command: str = ""
+    app_root: str = "."
+    package_manager: str = "npm"
+    node_version: str = "22"
+    compute: str = "small"
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class HostingConfig:
     """The whole validated configuration."""
@@ -89,6 +255,10 @@ class HostingConfig:
     site: SiteConfig = field(default_factory=SiteConfig)
     headers: HeadersConfig = field(default_factory=HeadersConfig)
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    source: SourceConfig | None = None
+    build: BuildConfig = field(default_factory=BuildConfig)
     path: Path | None = None
 
     @property
@@ -97,7 +267,14 @@ class HostingConfig:
         return f"hosting-{self.site.name}"
 
 
-_SECTIONS: dict[str, type] = {"site": SiteConfig, "headers": HeadersConfig, "release": ReleaseConfig}
+_SECTIONS: dict[str, type] = {
+    "site": SiteConfig,
+    "headers": HeadersConfig,
+    "release": ReleaseConfig,
+    "rollout": RolloutConfig,
+    "verify": VerifyConfig,
+    "build": BuildConfig,
+}
 
 
 def _suggest(word: str, options: list[str]) -> str:
@@ -145,16 +322,270 @@ def _validate_release(problems: list[str], r: ReleaseConfig) -> None:
     _check_int(problems, "release.max_files", r.max_files, 1, 10_000_000)
 
 
+def _check_line(problems: list[str], key: str, value: Any, *, required: bool = False) -> None:
+    if not isinstance(value, str) or any(c in value for c in "\r\n"):
+        problems.append(f"{key}: must be one line of text")
+    elif required and not value.strip():
+        problems.append(f"{key}: must not be empty")
+
+
+def _validate_rollout(problems: list[str], r: RolloutConfig) -> None:
+    if r.strategy not in ROLLOUT_STRATEGIES:
+        problems.append(
+            f"rollout.strategy: {r.strategy!r} is not a strategy{_suggest(str(r.strategy), list(ROLLOUT_STRATEGIES))}"
+        )
+    _check_int(problems, "rollout.percent", r.percent, 1, 100)
+    _check_int(problems, "rollout.interval_minutes", r.interval_minutes, 1, 1440)
+    _check_int(problems, "rollout.bake_minutes", r.bake_minutes, 0, 1440)
+    _check_int(problems, "rollout.cohort_idle_seconds", r.cohort_idle_seconds, 60, 7 * 86400)
+    # Browsers keep a cookie at most 400 days.
+    _check_int(problems, "rollout.cohort_max_seconds", r.cohort_max_seconds, 60, 400 * 86400)
+    idle, most = r.cohort_idle_seconds, r.cohort_max_seconds
+    if isinstance(idle, int) and isinstance(most, int) and most < idle:
+        problems.append(
+            f"rollout.cohort_max_seconds: {most} is shorter than rollout.cohort_idle_seconds ({idle}); "
+            "the maximum lifetime must be at least the idle one"
+        )
+    if not isinstance(r.alarms, tuple):
+        problems.append(f"rollout.alarms: expected a list of CloudWatch alarm names, got {r.alarms!r}")
+        return
+    for i, name in enumerate(r.alarms):
+        if not isinstance(name, str) or not 1 <= len(name) <= 255 or any(c in name for c in "\r\n"):
+            problems.append(f"rollout.alarms[{i}]: {name!r} is not an alarm name (1-255 characters)")
+    if len(set(r.alarms)) != len(r.alarms):
+        problems.append("rollout.alarms: lists an alarm more than once")
+
+
+def _validate_verify(problems: list[str], v: VerifyConfig) -> None:
+    if not isinstance(v.checks, tuple):
+        problems.append(f"verify.checks: expected [[verify.checks]] tables, got {v.checks!r}")
+    elif not v.checks:
+        problems.append('verify.checks: give at least one check (e.g. path = "/")')
+    if not isinstance(v.assets, bool):
+        problems.append(f"verify.assets: expected true or false, got {v.assets!r}")
+    _check_int(problems, "verify.timeout_seconds", v.timeout_seconds, 1, 300)
+    _check_int(problems, "verify.wait_seconds", v.wait_seconds, 0, 3600)
+
+
+def _verify_checks(problems: list[str], value: Any) -> Any:
+    """``[[verify.checks]]`` tables as ``VerifyCheck``s; problems are reported with their index."""
+    if not isinstance(value, list):
+        return value
+    known = [f.name for f in fields(VerifyCheck)]
+    checks = []
+    for i, table in enumerate(value):
+        key = f"verify.checks[{i}]"
+        if not isinstance(table, dict):
+            problems.append(f"{key}: expected a table with path, status, text, content_type")
+            continue
+        unknown = [k for k in table if k not in known]
+        for name in unknown:
+            problems.append(f"{key}.{name}: unknown key{_suggest(name, known)}")
+        check = VerifyCheck(**{k: v for k, v in table.items() if k in known})
+        if not isinstance(check.path, str) or not check.path.startswith("/") or any(c in check.path for c in " \r\n#"):
+            problems.append(f"{key}.path: {check.path!r} must be a path starting with '/' (e.g. '/about')")
+        _check_int(problems, f"{key}.status", check.status, 100, 599)
+        _check_line(problems, f"{key}.text", check.text)
+        _check_line(problems, f"{key}.content_type", check.content_type)
+        checks.append(check)
+    return tuple(checks)
+
+
+def _as_tuple(problems: list[str], value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _node_version(problems: list[str], value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+#: Keys whose TOML value needs converting before the section is built.
+_CONVERT: dict[tuple[str, str], Callable[[list[str], Any], Any]] = {
+    ("verify", "checks"): _verify_checks,
+    ("rollout", "alarms"): _as_tuple,
+    ("build", "node_version"): _node_version,
+}
+
+
+_REPOSITORY_PATH_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+_CODECOMMIT_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+_BRANCH_RE = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
+_CONNECTION_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
+)
+_OBJECT_KEY_RE = re.compile(r"^[A-Za-z0-9._/-]{1,1020}\.zip$")
+_RELATIVE_PATH_RE = re.compile(r"^[A-Za-z0-9._@+-]+(/[A-Za-z0-9._@+-]+)*$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}(:[A-Za-z0-9_.-]{1,256})?$")
+_PARAMETER_NAME_RE = re.compile(r"^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+#: Environment the build sets itself; a site's variables may not replace it.
+_RESERVED_ENV_PREFIXES = ("AWS_", "CODEBUILD_", "HOSTING_TOOLKIT_")
+#: CodePipeline accepts at most this many patterns per trigger filter list.
+_MAX_PATH_FILTERS = 8
+
+
+def _parse_source(problems: list[str], table: dict[str, Any]) -> SourceConfig | None:
+    """The ``[source]`` alternative its ``type`` names, with the keys of that type only."""
+    kinds = list(SOURCE_TYPES)
+    kind = table.get("type")
+    if kind is None:
+        problems.append(f"source.type: missing; use one of {', '.join(repr(k) for k in kinds)}")
+        return None
+    if kind not in SOURCE_TYPES:
+        problems.append(f"source.type: {kind!r} is not a source type{_suggest(str(kind), kinds)}")
+        return None
+    cls = SOURCE_TYPES[kind]
+    known = [f.name for f in fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, item in table.items():
+        if key == "type":
+            continue
+        if key not in known:
+            problems.append(f"source.{key}: not a key of a {kind!r} source{_suggest(key, known)}")
+        else:
+            kwargs[key] = tuple(item) if isinstance(item, list) else item
+    return cls(**kwargs)
+
+
+def _check_branch(problems: list[str], key: str, value: Any) -> None:
+    if (
+        not isinstance(value, str)
+        or not _BRANCH_RE.match(value)
+        or value.startswith(("-", "/"))
+        or value.endswith(("/", ".lock"))
+        or ".." in value
+    ):
+        problems.append(f"{key}: {value!r} is not a branch name (e.g. 'main')")
+
+
+def _check_path_filters(problems: list[str], key: str, value: Any) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(p, str) and p.strip() for p in value):
+        problems.append(f"{key}: expected a list of glob patterns (e.g. ['apps/web/**'])")
+    elif len(value) > _MAX_PATH_FILTERS:
+        problems.append(f"{key}: {len(value)} patterns; CodePipeline takes at most {_MAX_PATH_FILTERS}")
+
+
+def _validate_source(problems: list[str], source: SourceConfig | None) -> None:
+    if isinstance(source, CodeConnectionsSource):
+        if source.provider not in SOURCE_PROVIDERS:
+            problems.append(
+                f"source.provider: {source.provider!r} is not a provider{_suggest(str(source.provider), list(SOURCE_PROVIDERS))}"
+            )
+        if not isinstance(source.repository, str) or not _REPOSITORY_PATH_RE.match(source.repository):
+            problems.append(f"source.repository: {source.repository!r} must be 'owner/name' (e.g. 'acme/website')")
+        _check_branch(problems, "source.branch", source.branch)
+        if source.connection_arn and (
+            not isinstance(source.connection_arn, str) or not _CONNECTION_ARN_RE.match(source.connection_arn)
+        ):
+            problems.append(
+                f"source.connection_arn: {source.connection_arn!r} is not a connection ARN "
+                "(arn:aws:codeconnections:<region>:<account>:connection/<id>); leave it out to have the stack create one"
+            )
+        _check_path_filters(problems, "source.include_paths", source.include_paths)
+        _check_path_filters(problems, "source.exclude_paths", source.exclude_paths)
+    elif isinstance(source, CodeCommitSource):
+        if not isinstance(source.repository, str) or not _CODECOMMIT_NAME_RE.match(source.repository):
+            problems.append(f"source.repository: {source.repository!r} must be a CodeCommit repository name")
+        _check_branch(problems, "source.branch", source.branch)
+    elif isinstance(source, ZipSource) and (
+        not isinstance(source.object_key, str)
+        or not _OBJECT_KEY_RE.match(source.object_key)
+        or source.object_key.startswith("/")
+        or "//" in source.object_key
+        or ".." in source.object_key
+    ):
+        problems.append(
+            f"source.object_key: {source.object_key!r} must be a relative key ending in '.zip' (e.g. 'site.zip')"
+        )
+
+
+def _check_relative_path(problems: list[str], key: str, value: Any, *, allow_empty: bool) -> None:
+    if value == "" and allow_empty:
+        return
+    if value == ".":
+        return
+    parts = value.split("/") if isinstance(value, str) else []
+    if not isinstance(value, str) or not _RELATIVE_PATH_RE.match(value) or any(p in (".", "..") for p in parts):
+        problems.append(f"{key}: {value!r} must be a folder relative to the repository, without '..' (e.g. 'dist')")
+
+
+def _check_variables(problems: list[str], key: str, table: Any, name_re: re.Pattern[str], what: str) -> None:
+    if not isinstance(table, dict):
+        problems.append(f"{key}: expected a table of NAME = value")
+        return
+    for name, value in table.items():
+        if not _ENV_NAME_RE.match(name):
+            problems.append(f"{key}.{name}: not an environment variable name (letters, digits and _)")
+        elif name.startswith(_RESERVED_ENV_PREFIXES):
+            problems.append(
+                f"{key}.{name}: names starting with {', '.join(_RESERVED_ENV_PREFIXES)} are the build's own"
+            )
+        if not isinstance(value, str):
+            problems.append(f"{key}.{name}: expected text in quotes, got {value!r}")
+        elif name_re is _ANY_TEXT:
+            if not name_re.match(value):
+                problems.append(f"{key}.{name}: must be one line of text")
+        elif value.startswith("arn:"):
+            problems.append(f"{key}.{name}: give the {what}'s name, not its ARN")
+        elif not name_re.match(value):
+            problems.append(f"{key}.{name}: {value!r} is not a {what} name")
+
+
+_ANY_TEXT = re.compile(r"^[^\r\n]*$")
+
+
+def _validate_build(problems: list[str], b: BuildConfig) -> None:
+    if b.framework not in FRAMEWORKS:
+        problems.append(
+            f"build.framework: {b.framework!r} is not a framework{_suggest(str(b.framework), list(FRAMEWORKS))}"
+        )
+    for key in ("command", "install_command"):
+        _check_line(problems, f"build.{key}", getattr(b, key))
+    _check_relative_path(problems, "build.output_dir", b.output_dir, allow_empty=True)
+    _check_relative_path(problems, "build.app_root", b.app_root, allow_empty=False)
+    if b.framework == "custom" and not b.command:
+        problems.append("build.command: the 'custom' framework needs the command that builds the site")
+    if b.framework == "static" and b.command:
+        problems.append("build.command: the 'static' framework runs no build; use framework = 'custom' to run one")
+    if b.framework in FRAMEWORKS_NEEDING_OUTPUT_DIR and not b.output_dir:
+        hint = " ('hosting-toolkit init' reads it from angular.json)" if b.framework == "angular" else ""
+        problems.append(f"build.output_dir: the {b.framework!r} framework needs the build's output folder{hint}")
+    if b.package_manager not in PACKAGE_MANAGERS:
+        problems.append(
+            f"build.package_manager: {b.package_manager!r} is not supported{_suggest(str(b.package_manager), list(PACKAGE_MANAGERS))}"
+        )
+    if b.node_version not in NODE_VERSIONS:
+        problems.append(
+            f"build.node_version: {b.node_version!r} is not available; use one of {', '.join(NODE_VERSIONS)}"
+        )
+    if b.compute not in COMPUTE_SIZES:
+        problems.append(f"build.compute: {b.compute!r} is not a size; use one of {', '.join(COMPUTE_SIZES)}")
+    _check_variables(problems, "build.env", b.env, _ANY_TEXT, "value")
+    _check_variables(problems, "build.secrets", b.secrets, _SECRET_NAME_RE, "Secrets Manager secret")
+    _check_variables(problems, "build.parameters", b.parameters, _PARAMETER_NAME_RE, "SSM parameter")
+    tables = [t for t in (b.env, b.secrets, b.parameters) if isinstance(t, dict)]
+    names = [name for table in tables for name in table]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"build: {name} is set more than once across build.env, build.secrets and build.parameters")
+
+
+#: Sections that are typed alternatives, parsed by their own function.
+_ALTERNATIVES: dict[str, Callable[[list[str], dict[str, Any]], Any]] = {"source": _parse_source}
+
+
 def parse_config(data: dict[str, Any], path: Path | None = None) -> HostingConfig:
     """Validate a parsed TOML document; every problem is reported together in one ``ConfigError``."""
     problems: list[str] = []
     sections: dict[str, Any] = {}
     for name, value in data.items():
-        if name not in _SECTIONS:
-            problems.append(f"[{name}]: unknown section{_suggest(name, list(_SECTIONS))}")
+        if name not in _SECTIONS and name not in _ALTERNATIVES:
+            problems.append(f"[{name}]: unknown section{_suggest(name, [*_SECTIONS, *_ALTERNATIVES])}")
             continue
         if not isinstance(value, dict):
             problems.append(f"{name}: expected a [{name}] table")
+            continue
+        if name in _ALTERNATIVES:
+            sections[name] = _ALTERNATIVES[name](problems, value)
             continue
         cls = _SECTIONS[name]
         known = [f.name for f in fields(cls)]
@@ -163,12 +594,17 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> HostingConfi
             if key not in known:
                 problems.append(f"{name}.{key}: unknown key{_suggest(key, known)}")
             else:
-                kwargs[key] = item
+                convert = _CONVERT.get((name, key))
+                kwargs[key] = convert(problems, item) if convert else item
         sections[name] = cls(**kwargs)
     config = HostingConfig(path=path, **sections)
     _validate_site(problems, config.site)
     _validate_headers(problems, config.headers)
     _validate_release(problems, config.release)
+    _validate_rollout(problems, config.rollout)
+    _validate_verify(problems, config.verify)
+    _validate_source(problems, config.source)
+    _validate_build(problems, config.build)
     if problems:
         raise ConfigError(problems, str(path) if path else None)
     return config

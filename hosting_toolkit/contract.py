@@ -25,6 +25,20 @@ RELEASE_HEADER = "x-release"
 RELEASE_METADATA_KEY = "release"
 #: Cookie pinning a viewer to the release that served its page (stickiness, skew protection).
 RELEASE_COOKIE = "__release"
+#: Cookie keeping a viewer's canary cohort: ``<cohort>.<issued unix seconds>``.
+COHORT_COOKIE = "__cohort"
+#: Cohorts are 0 to ``COHORTS - 1``; a viewer is in the canary when its cohort < weight * COHORTS / 100.
+COHORTS = 10000
+#: Query parameters asking for a preview: ``?__preview=<id>&__token=<token>``.
+PREVIEW_PARAM = "__preview"
+PREVIEW_TOKEN_PARAM = "__token"
+#: Cookie the preview redirect sets: ``<id>.<token>`` (a token never holds a dot).
+PREVIEW_COOKIE = PREVIEW_PARAM
+PREVIEW_COOKIE_MAX_AGE = 3600
+PREVIEW_COOKIE_ATTRIBUTES = f"Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={PREVIEW_COOKIE_MAX_AGE}"
+#: Request headers asking for a preview, for tools (``verify``, scripts).
+PREVIEW_RELEASE_HEADER = "x-preview-release"
+PREVIEW_TOKEN_HEADER = "x-preview-token"
 #: Release ids: lowercase, start with a letter or digit, at most 40 characters.
 RELEASE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,39}$"
 #: A CloudFront KeyValueStore value is at most 1 KB.
@@ -96,3 +110,8 @@ OUTPUT_SITE_URL = "SiteUrl"
 OUTPUT_DISTRIBUTION_ID = "DistributionId"
 OUTPUT_BUCKET_NAME = "BucketName"
 OUTPUT_KVS_ARN = "KeyValueStoreArn"
+#: Outputs of a stack with a release pipeline (a ``[source]``): the pipeline ``status`` reports on,
+#: the CodeConnections connection ``deploy`` checks for approval, and where ZIP uploads go.
+OUTPUT_PIPELINE_NAME = "PipelineName"
+OUTPUT_CONNECTION_ARN = "ConnectionArn"
+OUTPUT_UPLOAD_LOCATION = "UploadLocation"

@@ -47,3 +47,9 @@ class BackendError(ToolkitError):
     """The storage or key-value backend failed in a way a retry did not fix."""
 
     exit_code = 6
+
+
+class VerificationError(ToolkitError):
+    """A staged release failed a check of ``verify``."""
+
+    exit_code = 7

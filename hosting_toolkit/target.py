@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from hosting_toolkit.config import HostingConfig
-from hosting_toolkit.contract import OUTPUT_BUCKET_NAME, OUTPUT_KVS_ARN, OUTPUT_SITE_URL
+from hosting_toolkit.contract import OUTPUT_BUCKET_NAME, OUTPUT_KVS_ARN, OUTPUT_PIPELINE_NAME, OUTPUT_SITE_URL
 from hosting_toolkit.errors import BackendError, NotFoundError
 from hosting_toolkit.release.kvs import AwsKeyValueStore, KeyValueStore, LocalKeyValueStore, kvs_client
 from hosting_toolkit.release.s3 import S3ObjectStore, s3_client
@@ -27,13 +27,17 @@ class Target:
     kvs: KeyValueStore
     site_url: str | None
     local_root: Path | None = None
+    #: The stack's release pipeline, when it has one (found through the stack outputs).
+    pipeline_name: str | None = None
 
     @property
     def description(self) -> str:
         return f"{self.store.description} + {self.kvs.description}"
 
 
-def local_target(root: Path, config: HostingConfig, *, bucket: str | None = None) -> Target:
+def local_target(
+    root: Path, config: HostingConfig, *, bucket: str | None = None, site_url: str | None = None
+) -> Target:
     """A local target: the KVS as ``<root>/kvs.json``; the bucket as files, or an S3 bucket at the
     endpoint given by the usual AWS settings (``AWS_ENDPOINT_URL_S3``) when ``bucket`` is named."""
     root.mkdir(parents=True, exist_ok=True)
@@ -44,7 +48,7 @@ def local_target(root: Path, config: HostingConfig, *, bucket: str | None = None
         store = S3ObjectStore(client, bucket, concurrency=concurrency, native=True)
     else:
         store = LocalObjectStore(root / LOCAL_BUCKET_DIR)
-    return Target(store, LocalKeyValueStore(root / LOCAL_KVS_FILE), None, root)
+    return Target(store, LocalKeyValueStore(root / LOCAL_KVS_FILE), site_url, root)
 
 
 def stack_outputs(stack_name: str, *, session: Any = None) -> dict[str, str]:
@@ -74,7 +78,7 @@ def aws_target(config: HostingConfig, *, session: Any = None, kvs_endpoint: str 
     missing = [k for k in (OUTPUT_BUCKET_NAME, OUTPUT_KVS_ARN) if k not in outputs]
     if missing:
         raise BackendError(f"stack {config.stack_name} has no output {', '.join(missing)}; redeploy it")
-    return named_aws_target(
+    target = named_aws_target(
         config,
         bucket=outputs[OUTPUT_BUCKET_NAME],
         kvs_arn=outputs[OUTPUT_KVS_ARN],
@@ -82,6 +86,7 @@ def aws_target(config: HostingConfig, *, session: Any = None, kvs_endpoint: str 
         session=session,
         kvs_endpoint=kvs_endpoint,
     )
+    return replace(target, pipeline_name=outputs.get(OUTPUT_PIPELINE_NAME))
 
 
 def named_aws_target(

@@ -6,7 +6,9 @@
 //     -> {"id": 1, "ok": true} or {"id": 1, "ok": false, "error": "..."}
 //   {"id": 2, "op": "invoke", "name": "router", "event": {...}, "kvs": {"routing": "..."}, "timeout_ms": 1000}
 //     -> {"id": 2, "ok": true, "result": {...}, "kvs_reads": 1, "duration_us": 41.2, "error": null, "logs": []}
-//   {"id": 3, "op": "ping"} -> {"id": 3, "ok": true}
+//   {"id": 3, "op": "invoke_many", "name": "router", "events": [{...}, ...], "kvs": {...}, "timeout_ms": 1000}
+//     -> {"id": 3, "ok": true, "results": [<one invoke answer per event>]}
+//   {"id": 4, "op": "ping"} -> {"id": 4, "ok": true}
 // Only protocol lines go to stdout; diagnostics go to stderr.
 
 import readline from 'node:readline';
@@ -42,21 +44,38 @@ async function load(request) {
   return { ok: true };
 }
 
-async function invoke(request) {
+async function invokeMany(request, events) {
   let instance = functions.get(request.name);
   if (!instance) {
-    return { ok: false, error: `no function named '${request.name}' is loaded` };
+    return null;
   }
   const timeoutMs = timeoutOf(request);
-  const outcome = instance.invoke(request.event, request.kvs, timeoutMs);
-  if (outcome.timed_out) {
+  const outcomes = instance.invokeMany(events, request.kvs, timeoutMs);
+  if (outcomes.some((outcome) => outcome.timed_out)) {
     // An interrupted handler may leave its context half-way; the next request gets a fresh one.
     instance = new FunctionInstance(instance.name, instance.code);
     await instance.load(timeoutMs);
     functions.set(instance.name, instance);
   }
-  delete outcome.timed_out;
-  return outcome;
+  for (const outcome of outcomes) delete outcome.timed_out;
+  return outcomes;
+}
+
+function unknown(request) {
+  return { ok: false, error: `no function named '${request.name}' is loaded` };
+}
+
+async function invoke(request) {
+  const outcomes = await invokeMany(request, [request.event]);
+  return outcomes ? outcomes[0] : unknown(request);
+}
+
+async function invokeAll(request) {
+  if (!Array.isArray(request.events)) {
+    return { ok: false, error: 'invoke_many needs a list of events' };
+  }
+  const outcomes = await invokeMany(request, request.events);
+  return outcomes ? { ok: true, results: outcomes } : unknown(request);
 }
 
 async function handle(line) {
@@ -70,6 +89,7 @@ async function handle(line) {
   try {
     if (request.op === 'load') answer = await load(request);
     else if (request.op === 'invoke') answer = await invoke(request);
+    else if (request.op === 'invoke_many') answer = await invokeAll(request);
     else if (request.op === 'ping') answer = { ok: true };
     else answer = { ok: false, error: `unknown op: ${JSON.stringify(request.op)}` };
   } catch (error) {

@@ -13,6 +13,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from hosting_toolkit import __version__
+from hosting_toolkit.cli import project, rollout
 from hosting_toolkit.cli.output import emit_json, emit_line, err
 from hosting_toolkit.cli.session import Session, session_of
 from hosting_toolkit.contract import RoutingState
@@ -121,13 +122,16 @@ def release(
         str | None, typer.Option("--id", help="Release id [default: derived from the content].")
     ] = None,
     message: Annotated[str, typer.Option("--message", "-m", help="A note kept with the release.")] = "",
+    revision: Annotated[
+        str, typer.Option("--revision", help="Source revision kept with the release (e.g. the git commit).")
+    ] = "",
     no_activate: Annotated[bool, typer.Option("--no-activate", help="Upload only; do not switch traffic.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Upload a build folder or ZIP as a new immutable release and (by default) make it live."""
     session = session_of(ctx)
     engine = session.engine()
-    result = engine.create(path, release_id=release_id, message=message, activate=not no_activate)
+    result = engine.create(path, release_id=release_id, message=message, revision=revision, activate=not no_activate)
     if as_json:
         data = asdict(result)
         emit_json(
@@ -244,11 +248,13 @@ def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the routing state as JSON.")] = False,
 ) -> None:
-    """Show what serves traffic: the live release, the canary and its weight, the pinned releases."""
+    """Show what serves traffic (live release, canary and weight, pins) and the pipeline's latest run."""
     session = session_of(ctx)
     state = session.engine(progress=False).status()
+    pipeline = project.pipeline_status(session)
     if as_json:
-        emit_json({**_state_json(state), "site_url": session.target.site_url})
+        extra = {"pipeline": pipeline} if pipeline is not None else {}
+        emit_json({**_state_json(state), "site_url": session.target.site_url, **extra})
         return
     lines = [f"live:    {state.live or '(nothing live yet)'}"]
     if state.canary:
@@ -256,6 +262,7 @@ def status(
     lines.append(f"pins:    {', '.join(state.pins) if state.pins else '-'}")
     if session.target.site_url:
         lines.append(f"url:     {session.target.site_url}")
+    lines += project.pipeline_lines(pipeline)
     typer.echo("\n".join(lines))
 
 
@@ -330,6 +337,14 @@ def demo(
         f"  hosting-toolkit --local {folder / 'target'} rollback"
     )
     emit_line(ids[-1])
+
+
+app.command()(rollout.preview)
+app.command()(rollout.verify)
+app.command()(rollout.canary)
+app.command()(project.init)
+app.command()(project.deploy)
+app.command()(project.destroy)
 
 
 def main() -> None:

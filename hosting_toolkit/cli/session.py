@@ -40,7 +40,7 @@ class Session:
     def target(self) -> Target:
         if self._target is None:
             if self.local is not None:
-                self._target = local_target(self.local, self.config, bucket=self.bucket)
+                self._target = local_target(self.local, self.config, bucket=self.bucket, site_url=self.site_url)
             elif self.bucket and self.kvs_arn:
                 self._target = named_aws_target(
                     self.config, bucket=self.bucket, kvs_arn=self.kvs_arn, site_url=self.site_url

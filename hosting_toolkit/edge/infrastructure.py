@@ -19,8 +19,8 @@ class ReleaseRouter(Construct):
 
     Attributes: ``store`` (the KeyValueStore, empty until the first release is activated),
     ``viewer_request`` (the router, reading the store), ``viewer_response`` (names the release in
-    the response and pins pages to it; no store read) and ``function_associations`` (both, for a
-    distribution behaviour).
+    the response, pins pages to it and keeps each viewer's canary cohort; no store read) and
+    ``function_associations`` (both, for a distribution behaviour).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: HostingConfig) -> None:

@@ -15,7 +15,7 @@ import queue
 import shutil
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any
@@ -168,6 +168,23 @@ class FunctionSandbox:
 
     def invoke(self, name: str, event: Mapping[str, Any], kvs: Mapping[str, str] | None = None) -> Invocation:
         """Run ``handler(event)`` of function ``name`` with the KeyValueStore holding ``kvs``."""
+        answer = self._invoke(name, {"op": "invoke", "event": event}, kvs)
+        return self._invocation(name, answer)
+
+    def invoke_many(
+        self, name: str, events: Sequence[Mapping[str, Any]], kvs: Mapping[str, str] | None = None
+    ) -> list[Invocation]:
+        """Run ``handler(event)`` for each event in turn, with the same store, in one round trip to the worker.
+
+        Each event has the usual time limit; the first that runs over it stops the whole batch.
+        """
+        answer = self._invoke(name, {"op": "invoke_many", "events": list(events)}, kvs)
+        results = answer.get("results")
+        if not answer.get("ok") or not isinstance(results, list) or len(results) != len(events):
+            raise SandboxError(f"sandbox could not run '{name}': {answer.get('error')}")
+        return [self._invocation(name, item) for item in results]
+
+    def _invoke(self, name: str, payload: dict[str, Any], kvs: Mapping[str, str] | None) -> dict[str, Any]:
         store = dict(kvs or {})
         for key, value in store.items():
             if not isinstance(value, str):
@@ -176,9 +193,10 @@ class FunctionSandbox:
             if name not in self._loaded:
                 raise SandboxError(f"no function named '{name}' is loaded in the sandbox")
             self._ensure_worker()
-            answer = self._call(
-                {"op": "invoke", "name": name, "event": event, "kvs": store, "timeout_ms": self._invoke_timeout_ms}
-            )
+            return self._call({**payload, "name": name, "kvs": store, "timeout_ms": self._invoke_timeout_ms})
+
+    @staticmethod
+    def _invocation(name: str, answer: dict[str, Any]) -> Invocation:
         if "duration_us" not in answer:
             raise SandboxError(f"sandbox could not run '{name}': {answer.get('error')}")
         result = answer.get("result")

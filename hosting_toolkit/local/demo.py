@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from pathlib import Path
 from hosting_toolkit.config import HostingConfig
 from hosting_toolkit.edge.sandbox import FunctionSandbox
 from hosting_toolkit.local.edge import LocalEdge
-from hosting_toolkit.local.server import make_server
+from hosting_toolkit.local.server import serving
 from hosting_toolkit.release.engine import Progress, ReleaseEngine
 from hosting_toolkit.target import Target, local_target
 
@@ -90,11 +89,7 @@ def run_demo(
 
     with FunctionSandbox() as sandbox:
         edge = LocalEdge(store=target.store, kvs=target.kvs, config=config, sandbox=sandbox)  # type: ignore[arg-type]
-        server = make_server(edge, "127.0.0.1", port)
-        url = f"http://127.0.0.1:{server.server_address[1]}/"
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with serving(edge, "127.0.0.1", port) as url:
             say(f"1. local edge at {url} runs the real router function; nothing is live yet")
             seen = fetch(url)
             say(f"   GET / -> {seen.status} (the router's 'nothing live' page)")
@@ -120,7 +115,4 @@ def run_demo(
             say(f"6. a path escaping the release folder: GET /%2e%2e/%2e%2e/etc/passwd -> {bad.status}")
             if wait is not None:
                 wait(url)
-        finally:
-            server.shutdown()
-            server.server_close()
     return [first.id, second.id]

@@ -6,7 +6,9 @@ Viewer-request router -> (the response it generated) or the object from the loca
 
 from __future__ import annotations
 
+import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -59,20 +61,36 @@ class EdgeResponse:
         return next((v for k, v in self.headers if k.lower() == name), None)
 
 
+def new_request_id() -> str:
+    """A request id shaped like CloudFront's (56 URL-safe characters)."""
+    return secrets.token_urlsafe(42)
+
+
 def _text(status: int, reason: str, message: str) -> tuple[int, str, list[tuple[str, str]], bytes]:
     return status, reason, [("content-type", "text/plain; charset=utf-8")], message.encode()
 
 
 class LocalEdge:
-    """Serves a local target through the rendered router and viewer-response functions."""
+    """Serves a local target through the rendered router and viewer-response functions.
+
+    ``request_ids`` makes the id of each request (both functions of one request see the same
+    one, as on CloudFront); tests pass a seeded one.
+    """
 
     def __init__(
-        self, *, store: ObjectStore, kvs: LocalKeyValueStore, config: HostingConfig, sandbox: FunctionSandbox
+        self,
+        *,
+        store: ObjectStore,
+        kvs: LocalKeyValueStore,
+        config: HostingConfig,
+        sandbox: FunctionSandbox,
+        request_ids: Callable[[], str] = new_request_id,
     ) -> None:
         self.store = store
         self.kvs = kvs
         self.config = config
         self.sandbox = sandbox
+        self.request_ids = request_ids
         self._policy_headers = security_headers(config.headers)
         sandbox.load(ROUTER, render_router(config))
         sandbox.load(VIEWER_RESPONSE, render_viewer_response(config))
@@ -83,7 +101,8 @@ class LocalEdge:
         """Answer one viewer request."""
         started = time.perf_counter()
         items, _ = self.kvs.snapshot()
-        event = viewer_request_event(method, target, headers, client_ip)
+        request_id = self.request_ids()
+        event = viewer_request_event(method, target, headers, client_ip, request_id=request_id)
         routed = self.sandbox.invoke(ROUTER, event, items)
         if not routed.ok or routed.result is None:
             status, reason, out_headers, body = _text(
@@ -105,7 +124,9 @@ class LocalEdge:
             )
         request: dict[str, Any] = routed.result
         status, reason, origin_headers, body = self._origin(method, request, headers)
-        response_event = viewer_response_event(request, status, origin_headers, client_ip=client_ip)
+        response_event = viewer_response_event(
+            request, status, origin_headers, client_ip=client_ip, request_id=request_id
+        )
         finished = self.sandbox.invoke(VIEWER_RESPONSE, response_event, {})
         if not finished.ok or finished.result is None:
             status, reason, out_headers, body = _text(

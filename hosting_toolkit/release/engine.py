@@ -42,6 +42,9 @@ from hosting_toolkit.release.storage import ObjectStore
 
 T = TypeVar("T")
 
+#: History actions that change the live release (``canary`` and ``abort`` leave it as it is).
+LIVE_ACTIONS = ("activate", "rollback", "promote")
+
 
 class Progress:
     """Receives progress of long steps; the CLI draws bars, the default draws nothing."""
@@ -164,7 +167,7 @@ class ReleaseEngine:
     def list_releases(self) -> list[ReleaseInfo]:
         """Complete and incomplete releases with their state, newest first."""
         state = self.status()
-        ever_live = {e.to_release for e in self.history()}
+        ever_live = {e.to_release for e in self.history() if e.action in LIVE_ACTIONS}
         infos = []
         for record in self.records():
             if record.id == state.live:
@@ -414,7 +417,8 @@ class ReleaseEngine:
 
     # -- switching ---------------------------------------------------------------------------
 
-    def _require_complete(self, release_id: str) -> ReleaseRecord:
+    def require_complete(self, release_id: str) -> ReleaseRecord:
+        """The record of a complete release; raises ``InvalidInputError`` or ``NotFoundError`` otherwise."""
         if not is_release_id(release_id):
             raise InvalidInputError(f"{release_id!r} is not a valid release id")
         record = self.record(release_id)
@@ -430,31 +434,85 @@ class ReleaseEngine:
         pins = [p for p in ((state.live,) if state.live else ()) + state.pins if p and p != new_live]
         return tuple(dict.fromkeys(pins))[: self.config.release.pins]
 
+    @staticmethod
+    def _fit(state: RoutingState) -> RoutingState:
+        """``state`` without its oldest pins until it fits in one KVS value."""
+        while True:
+            try:
+                state.to_json()
+                return state
+            except ValueError:
+                state = replace(state, pins=state.pins[:-1])
+
+    def _record(self, action: str, change: RoutingChange, source: str | None, target: str | None) -> None:
+        if change.after == change.before:
+            return
+        entry = HistoryEntry(now(), action, self.actor, source, target)
+        try:
+            self.store.put_bytes(entry.key(), entry.to_json(), content_type=JSON_TYPE)
+        except BackendError as exc:
+            raise BackendError(
+                f"{action} {target}: routing changed, but its history entry was not written: {exc}"
+            ) from exc
+
     def _switch(self, action: str, target: str) -> RoutingChange:
         def change(state: RoutingState) -> RoutingState:
             if state.live == target and state.canary is None:
                 return state
-            new = RoutingState(live=target, canary=None, weight=0, pins=self._pins_after(state, target))
-            while True:
-                try:
-                    new.to_json()
-                    return new
-                except ValueError:
-                    new = replace(new, pins=new.pins[:-1])
+            return self._fit(RoutingState(live=target, pins=self._pins_after(state, target)))
 
         result = update_routing(self.kvs, change)
-        if result.after != result.before:
-            entry = HistoryEntry(now(), action, self.actor, result.before.live, target)
-            try:
-                self.store.put_bytes(entry.key(), entry.to_json(), content_type=JSON_TYPE)
-            except BackendError as exc:
-                raise BackendError(f"{target} is live, but its history entry was not written: {exc}") from exc
+        self._record(action, result, result.before.live, target)
         return result
 
     def activate(self, release_id: str) -> RoutingChange:
         """Make a complete release live with one conditional KVS write."""
-        self._require_complete(release_id)
+        self.require_complete(release_id)
         return self._confirm(self._switch("activate", release_id), release_id)
+
+    def canary(self, release_id: str, percent: int) -> RoutingChange:
+        """Send ``percent`` of viewers, by their stable cohort, to a complete release: one KVS write.
+
+        Raising the percentage keeps every viewer already in the canary there.
+        """
+        if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
+            raise InvalidInputError(f"the canary percentage must be a whole number from 1 to 100, not {percent}")
+        self.require_complete(release_id)
+
+        def change(state: RoutingState) -> RoutingState:
+            if state.live is None:
+                raise InvalidInputError("nothing is live yet: activate a release before starting a canary")
+            if state.live == release_id:
+                raise InvalidInputError(f"{release_id} is already live")
+            return self._fit(replace(state, canary=release_id, weight=percent))
+
+        result = update_routing(self.kvs, change)
+        self._record("canary", result, result.before.live, release_id)
+        return self._confirm(result, release_id)
+
+    def promote(self) -> RoutingChange:
+        """Make the canary live for every viewer: the live release becomes a pin, the canary is cleared."""
+        target = self.status().canary
+        if target is None:
+            raise NotFoundError("there is no canary to promote; start one with: hosting-toolkit canary ID --percent N")
+
+        def change(state: RoutingState) -> RoutingState:
+            if state.canary != target:
+                raise ReleaseConflictError(f"the canary changed from {target} to {state.canary or 'none'} meanwhile")
+            return self._fit(RoutingState(live=target, pins=self._pins_after(state, target)))
+
+        result = update_routing(self.kvs, change)
+        self._record("promote", result, result.before.live, target)
+        return self._confirm(result, target)
+
+    def abort(self) -> RoutingChange:
+        """Send every viewer back to the live release: the canary is cleared, nothing else changes.
+
+        Without a canary, nothing is written, so an abort can safely be repeated.
+        """
+        result = update_routing(self.kvs, lambda state: replace(state, canary=None, weight=0))
+        self._record("abort", result, result.before.canary, result.before.live)
+        return result
 
     def _confirm(self, change: RoutingChange, target: str) -> RoutingChange:
         """Undo a switch whose release a concurrent ``prune`` deleted between the check and the write."""
@@ -470,10 +528,11 @@ class ReleaseEngine:
     def rollback(self, to: str | None = None) -> RoutingChange:
         """Return to the previous live release (or ``to``): one KVS write, nothing uploaded."""
         if to is not None:
-            self._require_complete(to)
+            self.require_complete(to)
             return self._confirm(self._switch("rollback", to), to)
         state = self.status()
-        candidates = list(state.pins) + [e.from_release for e in reversed(self.history()) if e.from_release]
+        earlier = [e.from_release for e in reversed(self.history()) if e.from_release and e.action in LIVE_ACTIONS]
+        candidates = list(state.pins) + earlier
         for candidate in dict.fromkeys(candidates):
             if candidate != state.live and self.record(candidate) is not None:
                 return self._confirm(self._switch("rollback", candidate), candidate)

@@ -1,4 +1,8 @@
-"""The one place that writes the routing state: read with the ETag, change, write with ``IfMatch``."""
+"""The one place that writes the key-value store: read with the ETag, change, write with ``IfMatch``.
+
+The routing state has its typed helpers; any other key (the preview token) goes through the same
+conditional update.
+"""
 
 from __future__ import annotations
 
@@ -23,13 +27,54 @@ class RoutingChange:
     attempts: int
 
 
+@dataclass(frozen=True)
+class KeyChange:
+    """The value a write replaced (``None``: absent), the value it wrote, and how many attempts it took."""
+
+    before: str | None
+    after: str | None
+    attempts: int
+
+
+def _parse(kvs: KeyValueStore, value: str | None) -> RoutingState:
+    try:
+        return RoutingState.from_json(value)
+    except ValueError as exc:
+        raise BackendError(f"the routing state in {kvs.description} is not valid JSON: {exc}") from exc
+
+
 def read_routing(kvs: KeyValueStore) -> tuple[RoutingState, str]:
     """The current routing state and the store ETag it was read at."""
     value, etag = kvs.read(ROUTING_KEY)
-    try:
-        return RoutingState.from_json(value), etag
-    except ValueError as exc:
-        raise BackendError(f"the routing state in {kvs.description} is not valid JSON: {exc}") from exc
+    return _parse(kvs, value), etag
+
+
+def update_key(
+    kvs: KeyValueStore,
+    key: str,
+    change: Callable[[str | None], str | None],
+    *,
+    attempts: int = MAX_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> KeyChange:
+    """Apply ``change`` to the value of ``key`` in one conditional write, re-reading after each conflict.
+
+    ``change`` is called again on the fresh value after a conflict, so a racing writer's update is
+    never lost; returning the value unchanged (or ``None``: keys are never deleted) writes nothing.
+    """
+    for attempt in range(1, attempts + 1):
+        before, etag = kvs.read(key)
+        after = change(before)
+        if after == before or after is None:
+            return KeyChange(before, before, attempt)
+        try:
+            kvs.write(key, after, if_match=etag)
+        except KvsConflict:
+            sleep(min(0.5, 0.01 * 2**attempt) * random.random())
+            continue
+        return KeyChange(before, after, attempt)
+    what = "the routing state" if key == ROUTING_KEY else f"the key {key!r}"
+    raise ReleaseConflictError(f"{what} kept changing; gave up after {attempts} attempts")
 
 
 def update_routing(
@@ -39,20 +84,15 @@ def update_routing(
     attempts: int = MAX_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RoutingChange:
-    """Apply ``change`` to the current state in one conditional write, re-reading after each conflict.
+    """Apply ``change`` to the current routing state in one conditional write (see ``update_key``)."""
+    seen: list[tuple[RoutingState, RoutingState]] = []
 
-    ``change`` is called again on the fresh state after a conflict, so a racing writer's update is
-    never lost: every successful write is computed from the state it replaces.
-    """
-    for attempt in range(1, attempts + 1):
-        before, etag = read_routing(kvs)
+    def change_text(value: str | None) -> str | None:
+        before = _parse(kvs, value)
         after = change(before)
-        if after == before:
-            return RoutingChange(before, after, attempt)
-        try:
-            kvs.write(ROUTING_KEY, after.to_json(), if_match=etag)
-        except KvsConflict:
-            sleep(min(0.5, 0.01 * 2**attempt) * random.random())
-            continue
-        return RoutingChange(before, after, attempt)
-    raise ReleaseConflictError(f"the routing state kept changing; gave up after {attempts} attempts")
+        seen.append((before, after))
+        return value if after == before else after.to_json()
+
+    result = update_key(kvs, ROUTING_KEY, change_text, attempts=attempts, sleep=sleep)
+    before, after = seen[-1]
+    return RoutingChange(before, after, result.attempts)

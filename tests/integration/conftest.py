@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import http.client
 import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from hosting_toolkit.config import HostingConfig, ReleaseConfig, SiteConfig
+from hosting_toolkit.edge.sandbox import FunctionSandbox
+from hosting_toolkit.local.edge import LocalEdge, new_request_id
+from hosting_toolkit.local.server import make_server
 from hosting_toolkit.release.engine import ReleaseEngine
 from hosting_toolkit.release.kvs import AwsKeyValueStore, KeyValueStore, LocalKeyValueStore, kvs_client
 from hosting_toolkit.release.s3 import S3ObjectStore, s3_client
 from hosting_toolkit.release.storage import ObjectStore
+from hosting_toolkit.target import local_target
 from tests.fakes.kvs_server import FakeKeyValueStoreServer, running_kvs_server
 from tests.fakes.moto import AWS_ENV_TO_CLEAR, AWS_TEST_ENV, MotoServer
 
@@ -33,6 +39,15 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFa
     nowhere = tmp_path_factory.getbasetemp() / "no-aws-config"
     monkeypatch.setenv("AWS_CONFIG_FILE", str(nowhere))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(nowhere))
+
+
+@pytest.fixture
+def clean_cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No hosting.toml, target or actor from the machine running a CLI test; it runs in its own folder."""
+    for name in ("HOSTING_TOOLKIT_CONFIG", "HOSTING_TOOLKIT_LOCAL", "HOSTING_TOOLKIT_BUCKET", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOSTING_TOOLKIT_ACTOR", "tests")
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -170,3 +185,58 @@ def make_engine(tmp_path: Any) -> EngineFactory:
         )
 
     return build
+
+
+class Edge:
+    """A local edge serving a local target over HTTP, and the engine feeding that target."""
+
+    def __init__(
+        self,
+        root: Path,
+        config: HostingConfig,
+        sandbox: FunctionSandbox,
+        *,
+        request_ids: Callable[[], str] = new_request_id,
+    ) -> None:
+        self.root = root
+        target = local_target(root / "target", config)
+        assert isinstance(target.kvs, LocalKeyValueStore)
+        self.engine = ReleaseEngine(target.store, target.kvs, config, actor="test")
+        self.local_edge = LocalEdge(
+            store=target.store, kvs=target.kvs, config=config, sandbox=sandbox, request_ids=request_ids
+        )
+        self.server = make_server(self.local_edge, "127.0.0.1", 0)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self._connection: http.client.HTTPConnection | None = None
+
+    def get(
+        self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request on a kept-alive connection; repeated headers (``set-cookie``) are joined by newlines."""
+        for attempt in (1, 2):
+            if self._connection is None:
+                self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                self._connection.request(method, path, headers=headers or {})
+                response = self._connection.getresponse()
+                body = response.read()
+                break
+            except (http.client.HTTPException, OSError):
+                self._connection.close()
+                self._connection = None
+                if attempt == 2:
+                    raise
+        found: dict[str, str] = {}
+        for name, value in response.getheaders():
+            key = name.lower()
+            found[key] = f"{found[key]}\n{value}" if key in found else value
+        return response.status, found, body
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        self.server.shutdown()
+        self.server.server_close()

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import http.client
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hosting_toolkit.config import HeadersConfig, HostingConfig, SiteConfig
-from hosting_toolkit.contract import RELEASE_COOKIE, RELEASE_HEADER
+from hosting_toolkit.contract import COHORT_COOKIE, RELEASE_COOKIE, RELEASE_HEADER
 from hosting_toolkit.edge.sandbox import FunctionSandbox
-from hosting_toolkit.local.edge import LocalEdge, security_headers
-from hosting_toolkit.local.server import make_server
+from hosting_toolkit.local.edge import security_headers
 from hosting_toolkit.release.content import IMMUTABLE, REVALIDATE
-from hosting_toolkit.release.engine import ReleaseEngine
-from hosting_toolkit.release.kvs import LocalKeyValueStore
-from hosting_toolkit.target import local_target
+from tests.integration.conftest import Edge
 
 pytestmark = [pytest.mark.integration, pytest.mark.node]
 
@@ -36,37 +31,6 @@ def build(root: Path, version: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
-
-
-class Edge:
-    """A running local edge and the engine feeding its target."""
-
-    def __init__(self, root: Path, config: HostingConfig, sandbox: FunctionSandbox) -> None:
-        target = local_target(root / "target", config)
-        assert isinstance(target.kvs, LocalKeyValueStore)
-        self.engine = ReleaseEngine(target.store, target.kvs, config, actor="test")
-        self.server = make_server(
-            LocalEdge(store=target.store, kvs=target.kvs, config=config, sandbox=sandbox), "127.0.0.1", 0
-        )
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def get(
-        self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
-    ) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            connection.request(method, path, headers=headers or {})
-            response = connection.getresponse()
-            body = response.read()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-        finally:
-            connection.close()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -92,7 +56,9 @@ def test_a_release_is_served_with_its_stored_headers_and_the_security_headers(ed
     assert headers["content-type"] == "text/html; charset=utf-8"
     assert headers["cache-control"] == REVALIDATE
     assert "x-amz-meta-release" not in headers
-    assert headers["set-cookie"].startswith(f"{RELEASE_COOKIE}={first.id};")
+    cookies = headers["set-cookie"].split("\n")
+    assert cookies[0].startswith(f"{RELEASE_COOKIE}={first.id};")
+    assert cookies[1].startswith(f"{COHORT_COOKIE}=")
     for name, value in security_headers(HeadersConfig(content_security_policy=CSP)):
         assert headers[name] == value
     status, headers, _ = edge.get("/assets/app-11a2b3c4d.js")

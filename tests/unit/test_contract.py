@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -18,16 +19,26 @@ DECLARATION = re.compile(r"^const ([A-Z][A-Z0-9_]*) = ('[^'\\]*'|\d+);$", re.MUL
 
 ROUTER_NAMES = {
     "ROUTING_KEY": contract.ROUTING_KEY,
+    "PREVIEW_TOKEN_KEY": contract.PREVIEW_TOKEN_KEY,
     "RELEASE_COOKIE": contract.RELEASE_COOKIE,
+    "COHORT_COOKIE": contract.COHORT_COOKIE,
+    "PREVIEW_PARAM": contract.PREVIEW_PARAM,
+    "TOKEN_PARAM": contract.PREVIEW_TOKEN_PARAM,
+    "PREVIEW_RELEASE_HEADER": contract.PREVIEW_RELEASE_HEADER,
+    "PREVIEW_TOKEN_HEADER": contract.PREVIEW_TOKEN_HEADER,
+    "PREVIEW_COOKIE_ATTRIBUTES": contract.PREVIEW_COOKIE_ATTRIBUTES,
     "RELEASES_PREFIX": contract.RELEASES_PREFIX,
     "RELEASE_HEADER": contract.RELEASE_HEADER,
     "MAX_URI_LENGTH": contract.MAX_URI_LENGTH,
+    "COHORTS": contract.COHORTS,
 }
 VIEWER_RESPONSE_NAMES = {
     "RELEASE_HEADER": contract.RELEASE_HEADER,
     "RELEASE_METADATA_HEADER": f"x-amz-meta-{contract.RELEASE_METADATA_KEY}",
     "RELEASE_COOKIE": contract.RELEASE_COOKIE,
     "RELEASES_PREFIX": contract.RELEASES_PREFIX,
+    "COHORT_COOKIE": contract.COHORT_COOKIE,
+    "COHORTS": contract.COHORTS,
 }
 
 
@@ -62,10 +73,15 @@ def test_contract_values_appear_only_in_their_declaration(source: Path, expected
         assert re.search(rf"\b{name}\b", text.split(f"const {name} =", 1)[1]), f"{source.name} never uses {name}"
 
 
-def test_router_reads_the_routing_key_in_json_format() -> None:
+def test_router_reads_the_routing_key_in_json_format_and_the_preview_token_as_text() -> None:
     text = ROUTER_FILE.read_text(encoding="utf-8")
-    assert text.count("kvs.get(") == 1
+    assert text.count("kvs.get(") == 2
     assert "kvs.get(ROUTING_KEY, { format: 'json' })" in text
+    assert "kvs.get(PREVIEW_TOKEN_KEY)" in text
+
+
+def test_preview_cookie_is_the_preview_parameter() -> None:
+    assert contract.PREVIEW_COOKIE == contract.PREVIEW_PARAM
 
 
 def test_router_id_alphabet_matches_the_release_id_pattern() -> None:
@@ -102,8 +118,10 @@ def test_router_accepts_exactly_the_release_ids_of_the_contract(function_sandbox
 def test_router_reads_the_state_routing_state_writes(function_sandbox: FunctionSandbox) -> None:
     function_sandbox.load("contract-router", render_router(HostingConfig()))
     state = contract.RoutingState(live="new1", canary="next2", weight=5, pins=("old1", "old2"))
-    for cookie, chosen in (("old2", "old2"), ("gone", "new1")):
-        event = viewer_request_event("GET", "/x.css", [("Cookie", f"{contract.RELEASE_COOKIE}={cookie}")])
+    # A cohort far above the canary's 5 % keeps this viewer out of the canary.
+    cohort = f"{contract.COHORT_COOKIE}={contract.COHORTS - 1}.{int(time.time())}"
+    for cookie, chosen in (("old2", "old2"), ("gone", "new1"), ("next2", "next2")):
+        event = viewer_request_event("GET", "/x.css", [("Cookie", f"{contract.RELEASE_COOKIE}={cookie}; {cohort}")])
         result = function_sandbox.invoke("contract-router", event, {contract.ROUTING_KEY: state.to_json()}).result
         assert result is not None
         assert result["uri"] == f"/{contract.release_prefix(chosen)}x.css"

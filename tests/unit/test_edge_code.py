@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hosting_toolkit.config import HostingConfig, SiteConfig
+from hosting_toolkit.config import HostingConfig, RolloutConfig, SiteConfig
 from hosting_toolkit.edge import code
 from hosting_toolkit.edge.code import (
     CLOUDFRONT_FUNCTION_LIMIT,
@@ -39,8 +39,17 @@ def test_viewer_response_stays_within_its_size_budget() -> None:
 def test_rendered_router_starts_with_its_import_then_the_site_settings() -> None:
     lines = render_router(HostingConfig(site=SiteConfig(mode="static", entry="home.html"))).splitlines()
     assert lines[0] == "import cf from 'cloudfront';"
-    assert lines[1] == 'const SITE={"entry":"home.html","mode":"static"};'
+    assert lines[1] == 'const SITE={"cohortIdle":3600,"cohortMax":86400,"entry":"home.html","mode":"static"};'
     assert sum(line.startswith("const SITE=") for line in lines) == 1
+
+
+def test_both_functions_get_the_cohort_lifetimes_of_the_rollout_config() -> None:
+    config = HostingConfig(rollout=RolloutConfig(cohort_idle_seconds=600, cohort_max_seconds=7200))
+    for rendered in (render_router(config), render_viewer_response(config)):
+        settings = next(line for line in rendered.splitlines() if line.startswith("const SITE="))
+        assert json.loads(settings.removeprefix("const SITE=").rstrip(";")) == code.site_settings(config)
+        assert code.site_settings(config)["cohortIdle"] == 600
+        assert code.site_settings(config)["cohortMax"] == 7200
 
 
 @pytest.mark.parametrize("rendered", [render_router(HostingConfig()), render_viewer_response(HostingConfig())])
@@ -51,10 +60,10 @@ def test_rendering_drops_comments_blank_lines_and_indentation(rendered: str) -> 
     assert "function handler(event)" in rendered
 
 
-def test_viewer_response_has_no_imports_and_no_site_settings() -> None:
+def test_viewer_response_has_no_imports_and_starts_with_the_site_settings() -> None:
     rendered = render_viewer_response(HostingConfig())
     assert "import " not in rendered
-    assert "SITE" not in rendered
+    assert rendered.startswith("const SITE=")
 
 
 def test_oversized_router_raises_naming_budget_and_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,10 +100,17 @@ export default {
 @pytest.mark.parametrize(
     ("name", "event"),
     [
-        ("router", {"request": {"method": "GET", "uri": "/about", "querystring": {}, "headers": {}, "cookies": {}}}),
+        (
+            "router",
+            {
+                "context": {"requestId": "njs-1"},
+                "request": {"method": "GET", "uri": "/about", "querystring": {}, "headers": {}, "cookies": {}},
+            },
+        ),
         (
             "viewer-response",
             {
+                "context": {"requestId": "njs-1"},
                 "request": {"method": "GET", "uri": "/releases/abc/index.html", "headers": {}, "cookies": {}},
                 "response": {"statusCode": 200, "headers": {"content-type": {"value": "text/html"}}, "cookies": {}},
             },

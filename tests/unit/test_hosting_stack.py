@@ -411,7 +411,7 @@ def test_deployed_router_code_is_the_rendered_router(site: str, request: pytest.
 
 def test_rendered_router_carries_the_site_mode(custom_site: SynthesizedStack) -> None:
     code = _functions_by_event(custom_site.template)["viewer-request"]["Properties"]["FunctionCode"]
-    assert 'const SITE={"entry":"home.html","mode":"static"};' in code
+    assert 'const SITE={"cohortIdle":3600,"cohortMax":86400,"entry":"home.html","mode":"static"};' in code
 
 
 @pytest.mark.parametrize("site", ["default_site", "custom_site"])

@@ -212,4 +212,4 @@ def test_changed_zip_under_the_same_name_gets_a_new_id(tmp_path: Path) -> None:
     assert second.id != first.id
     assert engine.status().live == second.id
     record = engine.record(second.id)
-    assert record is not None and record.revision == "site.zip"
+    assert record is not None and record.source == "site.zip"

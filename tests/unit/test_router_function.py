@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import string
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,15 @@ import pytest
 
 from hosting_toolkit.config import HostingConfig, SiteConfig
 from hosting_toolkit.contract import (
+    COHORT_COOKIE,
     MAX_URI_LENGTH,
+    PREVIEW_COOKIE,
+    PREVIEW_COOKIE_ATTRIBUTES,
+    PREVIEW_PARAM,
+    PREVIEW_RELEASE_HEADER,
+    PREVIEW_TOKEN_HEADER,
+    PREVIEW_TOKEN_KEY,
+    PREVIEW_TOKEN_PARAM,
     RELEASE_COOKIE,
     RELEASE_HEADER,
     RELEASE_METADATA_KEY,
@@ -30,6 +40,7 @@ from hosting_toolkit.edge.events import (
     viewer_response_event,
 )
 from hosting_toolkit.edge.sandbox import FunctionSandbox, Invocation
+from hosting_toolkit.release.preview import preview_path
 
 pytestmark = pytest.mark.node
 
@@ -170,9 +181,45 @@ def test_page_navigations_get_the_live_release_whatever_the_cookie(sandbox: Func
         assert uri.startswith(f"/releases/{LIVE}/"), (mode, path, uri)
 
 
-def test_canary_fields_are_ignored_for_now(sandbox: FunctionSandbox) -> None:
-    state = {ROUTING_KEY: RoutingState(live=LIVE, canary=UNPINNED, weight=100).to_json()}
-    assert routed_uri(route(sandbox, "/", kvs=state)).startswith(f"/releases/{LIVE}/")
+CANARY = "c4c4c4c4c4c4"
+
+
+def cohort_cookie(cohort: int, issued: float | None = None) -> str:
+    return f"{COHORT_COOKIE}={cohort}.{int(time.time() if issued is None else issued)}"
+
+
+def canary_state(weight: int) -> dict[str, str]:
+    return {ROUTING_KEY: RoutingState(live=LIVE, canary=CANARY, weight=weight, pins=(OLD,)).to_json()}
+
+
+@pytest.mark.parametrize(
+    ("cohort", "weight", "chosen"),
+    [(0, 1, CANARY), (99, 1, CANARY), (100, 1, LIVE), (999, 10, CANARY), (1000, 10, LIVE), (9999, 100, CANARY)],
+)
+def test_pages_get_the_canary_exactly_when_the_cohort_is_below_the_weight(
+    sandbox: FunctionSandbox, cohort: int, weight: int, chosen: str
+) -> None:
+    invocation = route(sandbox, "/about", cookie=cohort_cookie(cohort), kvs=canary_state(weight))
+    assert routed_uri(invocation) == f"/releases/{chosen}/index.html"
+    assert invocation.kvs_reads == 1
+
+
+def test_a_canary_with_an_invalid_id_or_weight_is_ignored(sandbox: FunctionSandbox) -> None:
+    for state in ({"live": LIVE, "canary": "../x", "weight": 100}, {"live": LIVE, "canary": CANARY, "weight": "all"}):
+        uri = routed_uri(route(sandbox, "/", cookie=cohort_cookie(0), kvs={ROUTING_KEY: json.dumps(state)}))
+        assert uri == f"/releases/{LIVE}/index.html"
+
+
+@pytest.mark.parametrize(
+    ("pinned", "cohort", "chosen"),
+    [(CANARY, 9999, CANARY), (LIVE, 0, LIVE), (OLD, 0, OLD), (UNPINNED, 0, CANARY), (UNPINNED, 9999, LIVE)],
+)
+def test_assets_follow_a_pin_to_the_live_canary_or_retained_release_else_the_cohort(
+    sandbox: FunctionSandbox, pinned: str, cohort: int, chosen: str
+) -> None:
+    cookie = f"{RELEASE_COOKIE}={pinned}; {cohort_cookie(cohort)}"
+    uri = routed_uri(route(sandbox, "/assets/app.js", cookie=cookie, kvs=canary_state(50)))
+    assert uri == f"/releases/{chosen}/assets/app.js"
 
 
 NOT_LIVE_STATES = [
@@ -199,6 +246,90 @@ def test_without_a_live_release_the_router_answers_a_readable_503(
     assert (header(response, "content-type") or "").startswith("text/html")
     assert "not published yet" in response["body"]
     assert invocation.kvs_reads == 1
+
+
+# --- preview ------------------------------------------------------------------------------------
+
+STAGED = "5747ed5747ed"
+TOKEN = "Zq3-x_9vPl0AbCdEfGhIjKlMnOpQrStU"
+PREVIEWABLE = {**canary_state(100), PREVIEW_TOKEN_KEY: TOKEN}
+
+
+def test_a_preview_query_with_the_token_redirects_without_it_and_sets_the_cookie(sandbox: FunctionSandbox) -> None:
+    target = f"/docs/page?x=1&{preview_path(STAGED, TOKEN).split('?')[1]}&y=a%20b&y=2&flag"
+    invocation = route(sandbox, target, kvs=PREVIEWABLE)
+    response = http_response(invocation.result or {})
+    assert response.status == 302
+    assert (("location", "/docs/page?x=1&y=a%20b&y=2&flag=")) in response.headers
+    assert ("set-cookie", f"{PREVIEW_COOKIE}={STAGED}.{TOKEN}; {PREVIEW_COOKIE_ATTRIBUTES}") in response.headers
+    assert ("cache-control", "no-store") in response.headers
+    assert "HttpOnly" in PREVIEW_COOKIE_ATTRIBUTES and "Secure" in PREVIEW_COOKIE_ATTRIBUTES
+    assert "SameSite=Lax" in PREVIEW_COOKIE_ATTRIBUTES
+    assert invocation.kvs_reads == 1
+
+
+@pytest.mark.parametrize("path", ["/", "/about", "/assets/app.js", "/blog/post.html"])
+def test_the_preview_cookie_or_headers_serve_pages_and_assets_of_the_staged_release(
+    sandbox: FunctionSandbox, path: str
+) -> None:
+    by_cookie = route(sandbox, path, cookie=f"{PREVIEW_COOKIE}={STAGED}.{TOKEN}; {cohort_cookie(0)}", kvs=PREVIEWABLE)
+    headers = [(PREVIEW_RELEASE_HEADER, STAGED), (PREVIEW_TOKEN_HEADER, TOKEN)]
+    by_headers = sandbox.invoke("router-spa", viewer_request_event("GET", path, headers), PREVIEWABLE)
+    for invocation in (by_cookie, by_headers):
+        assert routed_uri(invocation).startswith(f"/releases/{STAGED}/")
+        assert invocation.kvs_reads == 1
+
+
+def test_a_preview_works_before_anything_is_live(sandbox: FunctionSandbox) -> None:
+    headers = [(PREVIEW_RELEASE_HEADER, STAGED), (PREVIEW_TOKEN_HEADER, TOKEN)]
+    invocation = sandbox.invoke("router-spa", viewer_request_event("GET", "/", headers), {PREVIEW_TOKEN_KEY: TOKEN})
+    assert routed_uri(invocation) == f"/releases/{STAGED}/index.html"
+
+
+def near_misses(token: str, rng: random.Random) -> list[str]:
+    alphabet = string.ascii_letters + string.digits + "-_"
+    cut = rng.randrange(1, len(token))
+    candidates = [
+        "",
+        token[:-1],
+        token + rng.choice(alphabet),
+        token[:cut] + rng.choice(alphabet.replace(token[cut], "")) + token[cut + 1 :],
+        token.upper() if token != token.upper() else token.lower(),
+        token.replace("-", "%2D"),
+        " " + token,
+        "".join(rng.choice(alphabet) for _ in range(len(token))),
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 64))),
+    ]
+    return [wrong for wrong in candidates if wrong != token]
+
+
+def test_no_wrong_or_missing_token_ever_reaches_a_staged_release(sandbox: FunctionSandbox) -> None:
+    """Every way of asking, with thousands of wrong tokens and ids, serves the live or canary release."""
+    rng = random.Random(5)
+    batches: list[tuple[dict[str, str], list[dict[str, Any]]]] = []
+    for _ in range(400):
+        secret = "".join(rng.choice(string.ascii_letters + string.digits + "-_") for _ in range(32))
+        events = []
+        for wrong in near_misses(secret, rng):
+            release = rng.choice([STAGED, OLD, UNPINNED, "../" + STAGED, STAGED.upper()])
+            headers = [(PREVIEW_RELEASE_HEADER, release), (PREVIEW_TOKEN_HEADER, wrong)]
+            events += [
+                viewer_request_event("GET", f"/?{PREVIEW_PARAM}={release}&{PREVIEW_TOKEN_PARAM}={wrong}"),
+                viewer_request_event("GET", "/app.js", headers),
+                viewer_request_event("GET", "/", [("Cookie", f"{PREVIEW_COOKIE}={release}.{wrong}")]),
+                viewer_request_event("GET", f"/?{PREVIEW_PARAM}={release}"),
+            ]
+        batches.append(({**canary_state(rng.randint(1, 100)), PREVIEW_TOKEN_KEY: secret}, events))
+    # Without a token in the store nothing can be previewed, not even with an empty token.
+    asks = [(PREVIEW_RELEASE_HEADER, STAGED), (PREVIEW_TOKEN_HEADER, "")]
+    batches.append((canary_state(5), [viewer_request_event("GET", "/", asks)]))
+    served = [
+        invocation for store, events in batches for invocation in sandbox.invoke_many("router-spa", events, store)
+    ]
+    assert len(served) > 10_000
+    for invocation in served:
+        assert invocation.ok and invocation.result is not None and not is_response(invocation.result)
+        assert invocation.result["uri"].split("/")[2] in (LIVE, CANARY), invocation.result
 
 
 # --- path safety --------------------------------------------------------------------------------
@@ -416,6 +547,19 @@ def test_router_gives_the_same_answers_under_njs(sandbox: FunctionSandbox, tmp_p
         cases.append({"event": viewer_request_event("GET", path), "kvs": ROUTED})
     for kvs in ({}, {ROUTING_KEY: "{}"}, {ROUTING_KEY: '{"live":"../x"}'}):
         cases.append({"event": viewer_request_event("GET", "/"), "kvs": kvs})
+    # Cohorts drawn from request ids (FNV-1a must agree bit for bit) or read from the cookie.
+    for n in range(40):
+        event = viewer_request_event("GET", "/", request_id=f"{n:04d}-{'x' * n}-Zz09_")
+        cases.append({"event": event, "kvs": canary_state(50)})
+    for cookie in (cohort_cookie(10), cohort_cookie(9000), cohort_cookie(10, issued=0), "__cohort=abc"):
+        cases.append({"event": viewer_request_event("GET", "/", [("Cookie", cookie)]), "kvs": canary_state(50)})
+    for target, headers in (
+        (f"/a?q=1&{preview_path(STAGED, TOKEN).split('?')[1]}", []),
+        ("/a", [("Cookie", f"{PREVIEW_COOKIE}={STAGED}.{TOKEN}")]),
+        ("/a", [("Cookie", f"{PREVIEW_COOKIE}={STAGED}.wrong")]),
+        ("/a.js", [(PREVIEW_RELEASE_HEADER, STAGED), (PREVIEW_TOKEN_HEADER, TOKEN)]),
+    ):
+        cases.append({"event": viewer_request_event("GET", target, headers), "kvs": PREVIEWABLE})
     for mode in ("spa", "static"):
         script = tmp_path / f"router-{mode}.js"
         code = render_router(HostingConfig(site=SiteConfig(mode=mode)))

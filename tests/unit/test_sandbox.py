@@ -228,6 +228,35 @@ def test_a_runaway_handler_is_stopped_and_the_function_recovers() -> None:
 
 
 @pytest.mark.node
+def test_a_batch_runs_each_event_in_turn_with_its_own_reads_logs_and_errors(function_sandbox: FunctionSandbox) -> None:
+    function_sandbox.load(
+        "batch",
+        handler(
+            "if (event.request.uri === '/boom') throw new Error('boom');\n"
+            "console.log(event.request.uri);\n"
+            "if (event.request.uri === '/read') await kvs.get('k');\n"
+            "return { uri: event.request.uri };"
+        ),
+    )
+    uris = ["/a", "/read", "/boom", "/b"]
+    results = function_sandbox.invoke_many("batch", [viewer_request_event("GET", u) for u in uris], {"k": "v"})
+    assert [r.result for r in results] == [{"uri": "/a"}, {"uri": "/read"}, None, {"uri": "/b"}]
+    assert [r.kvs_reads for r in results] == [0, 1, 0, 0]
+    assert [r.logs for r in results] == [("/a",), ("/read",), (), ("/b",)]
+    assert results[2].error is not None and results[2].error.startswith("Error: boom")
+    assert all(r.duration_us > 0 for r in results)
+
+
+@pytest.mark.node
+def test_a_runaway_event_stops_its_batch_and_the_function_recovers() -> None:
+    with FunctionSandbox(invoke_timeout_ms=50) as sandbox:
+        sandbox.load("spins", handler("if (event.request.uri === '/spin') { while (true) {} } return event.request;"))
+        results = sandbox.invoke_many("spins", [EVENT, viewer_request_event("GET", "/spin"), EVENT])
+        assert all(r.error is not None and "longer than 50 ms" in r.error for r in results)
+        assert [r.ok for r in sandbox.invoke_many("spins", [EVENT, EVENT])] == [True, True]
+
+
+@pytest.mark.node
 @pytest.mark.parametrize("value", ["'text'", "undefined", "[event.request]", "{ big: 10n }"])
 def test_a_handler_must_return_a_plain_object(function_sandbox: FunctionSandbox, value: str) -> None:
     function_sandbox.load("returns", handler(f"return {value};"))

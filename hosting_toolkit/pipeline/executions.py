@@ -1,0 +1,68 @@
+"""The release pipeline's latest execution, as ``status`` shows it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hosting_toolkit.errors import BackendError
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """One execution of the release pipeline.
+
+    status: CodePipeline's status (``InProgress``, ``Succeeded``, ``Failed``, ``Superseded``...).
+    revision: the source revision it built (a commit, or an uploaded object's version).
+    summary: the revision's summary (a commit message's first line).
+    trigger: what started it (``Webhook``, ``CloudWatchEvent``, ``StartPipelineExecution``...).
+    """
+
+    pipeline: str
+    id: str
+    status: str
+    started: str
+    revision: str = ""
+    summary: str = ""
+    trigger: str = ""
+
+
+def _summary(text: str) -> str:
+    """A revision's summary; CodeConnections sources give JSON holding the commit message."""
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("CommitMessage"), str):
+            text = data["CommitMessage"]
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _time(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value or "")
+
+
+def latest_run(client: Any, pipeline: str) -> PipelineRun | None:
+    """The newest execution of ``pipeline`` (a CodePipeline client), or ``None`` before the first one."""
+    try:
+        summaries = client.list_pipeline_executions(pipelineName=pipeline, maxResults=1)["pipelineExecutionSummaries"]
+    except (BotoCoreError, ClientError) as exc:
+        raise BackendError(f"reading the executions of pipeline {pipeline} failed: {exc}") from exc
+    if not summaries:
+        return None
+    latest = summaries[0]
+    revisions = latest.get("sourceRevisions") or [{}]
+    return PipelineRun(
+        pipeline=pipeline,
+        id=str(latest["pipelineExecutionId"]),
+        status=str(latest["status"]),
+        started=_time(latest.get("startTime")),
+        revision=str(revisions[0].get("revisionId") or ""),
+        summary=_summary(str(revisions[0].get("revisionSummary") or "")),
+        trigger=str((latest.get("trigger") or {}).get("triggerType") or ""),
+    )

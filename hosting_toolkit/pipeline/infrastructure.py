@@ -1,0 +1,485 @@
+"""The release pipeline: a change of the site's source is built by CodeBuild and released by the release engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codecommit as codecommit
+from aws_cdk import aws_codeconnections as codeconnections
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_codepipeline_actions as actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct, IConstruct
+
+from hosting_toolkit.config import CodeCommitSource, CodeConnectionsSource, HostingConfig, SourceConfig, ZipSource
+from hosting_toolkit.contract import META_PREFIX, RELEASES_PREFIX
+from hosting_toolkit.pipeline.buildspec import (
+    ENV_BUCKET,
+    ENV_COMMIT,
+    ENV_KVS_ARN,
+    ENV_MESSAGE,
+    ENV_PACKAGE,
+    ENV_REVISION,
+    ENV_SITE_CONFIG,
+    ENV_SITE_URL,
+    PROJECT_ROOT,
+    render_buildspec,
+)
+from hosting_toolkit.pipeline.config_file import render_config
+from hosting_toolkit.release.records import PENDING_PREFIX
+
+#: What the build installs from the package asset: the package and the files its build needs. An
+#: allowlist, so nothing else in a checkout (a hosting.toml, an .env file, build output) is shipped.
+PACKAGE_FILES = ("hosting_toolkit/", "functions/", "pyproject.toml", "requirements.txt", "README.md")
+PACKAGE_EXCLUDES = ("/*", *(f"!/{name}" for name in PACKAGE_FILES), "__pycache__/", "*.py[cod]", "*.egg-info/")
+
+#: CodePipeline's provider names of the CodeConnections hosts.
+CONNECTION_PROVIDERS = {"github": "GitHub", "gitlab": "GitLab", "bitbucket": "Bitbucket"}
+#: CloudFormation allows connection names of at most 32 characters.
+CONNECTION_NAME_LIMIT = 32
+
+COMPUTE_TYPES = {
+    "small": codebuild.ComputeType.SMALL,
+    "medium": codebuild.ComputeType.MEDIUM,
+    "large": codebuild.ComputeType.LARGE,
+}
+#: Amazon Linux 2023 standard 5.0: Node.js 18 to 24 and Python 3.9 to 3.14 through runtime-versions.
+BUILD_IMAGE = codebuild.LinuxBuildImage.AMAZON_LINUX_2023_5
+#: Artifacts are needed only while an execution runs and for a retry soon after.
+ARTIFACT_RETENTION = cdk.Duration.days(30)
+#: Dependency caches idle this long are rebuilt from scratch.
+CACHE_RETENTION = cdk.Duration.days(30)
+#: Replaced ZIP uploads stay recoverable this long.
+UPLOAD_VERSION_RETENTION = cdk.Duration.days(30)
+BUILD_TIMEOUT = cdk.Duration.minutes(60)
+LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+
+#: Why the pipeline runs in SUPERSEDED mode (see ``ReleasePipeline``).
+EXECUTION_MODE = codepipeline.ExecutionMode.SUPERSEDED
+
+#: The KeyValueStore data-plane actions of the release engine: read the ETag and the routing state,
+#: write the routing state conditionally.
+KVS_ACTIONS = (
+    "cloudfront-keyvaluestore:DescribeKeyValueStore",
+    "cloudfront-keyvaluestore:GetKey",
+    "cloudfront-keyvaluestore:PutKey",
+)
+
+
+class ReleasePipeline(Construct):
+    """Builds the site on every change of its source and releases each build with the release engine.
+
+    A CodePipeline (V2) with two stages: the source (a git push through CodeConnections or
+    CodeCommit, or a ZIP upload) and one CodeBuild action that builds the site with
+    ``buildspecs/<framework>.yml`` and, in its post-build phase, runs ``hosting-toolkit release``:
+    the release engine installed from this package's CDK asset uploads the release and switches
+    traffic with one KeyValueStore write.
+
+    The pipeline runs in SUPERSEDED mode, never PARALLEL: an execution enters the build stage only
+    after the previous one has left it, so releases go live in the order their changes arrived and
+    an older commit can never overtake a newer one; while a build runs, a newer change waiting for
+    the stage replaces any older one still waiting, so a burst of pushes builds the first and the
+    last, not every commit between them.
+
+    Props (keyword-only):
+
+    config: the site configuration; its ``source`` (required) and ``build`` shape the pipeline, and
+      the whole configuration reaches the build for the release engine.
+    site_bucket: the bucket of releases; the build may write only under ``releases/`` and ``_meta/``.
+    release_store: the KeyValueStore holding the routing state; the build may use only this store.
+    site_url: the site's address, shown in the build log after a release.
+    package_root: the checkout shipped to the build as the release engine (default: the one this
+      module belongs to).
+
+    Attributes: ``pipeline``, ``project`` (the CodeBuild project), ``build_role``, ``connection_arn``
+    (for a CodeConnections source), ``upload_bucket`` (for a ZIP source).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: HostingConfig,
+        site_bucket: s3.IBucket,
+        release_store: cloudfront.IKeyValueStore,
+        site_url: str,
+        package_root: Path = PROJECT_ROOT,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if config.source is None:
+            raise ValueError("ReleasePipeline: the configuration has no [source] to build from")
+        source: SourceConfig = config.source
+        name = config.site.name
+        self.connection_arn: str | None = None
+        self.upload_bucket: s3.Bucket | None = None
+
+        self.artifact_bucket = self._private_bucket(
+            "ArtifactBucket",
+            lifecycle_rules=[s3.LifecycleRule(id="ExpireArtifacts", expiration=ARTIFACT_RETENTION)],
+        )
+        self.cache_bucket = self._private_bucket(
+            "CacheBucket",
+            lifecycle_rules=[s3.LifecycleRule(id="ExpireIdleCaches", expiration=CACHE_RETENTION)],
+        )
+        self.package = s3_assets.Asset(
+            self,
+            "ReleaseEngine",
+            path=str(package_root),
+            ignore_mode=cdk.IgnoreMode.GIT,
+            exclude=list(PACKAGE_EXCLUDES),
+        )
+        self.log_group = logs.LogGroup(
+            self, "BuildLogs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+
+        build = config.build
+        variables: dict[str, codebuild.BuildEnvironmentVariable] = {
+            ENV_BUCKET: _plain(site_bucket.bucket_name),
+            ENV_KVS_ARN: _plain(release_store.key_value_store_arn),
+            ENV_SITE_URL: _plain(site_url),
+            ENV_PACKAGE: _plain(self.package.s3_object_url),
+            ENV_SITE_CONFIG: _plain(render_config(config)),
+        }
+        variables.update({key: _plain(value) for key, value in build.env.items()})
+        variables.update(
+            {
+                key: codebuild.BuildEnvironmentVariable(
+                    value=secret, type=codebuild.BuildEnvironmentVariableType.SECRETS_MANAGER
+                )
+                for key, secret in build.secrets.items()
+            }
+        )
+        variables.update(
+            {
+                key: codebuild.BuildEnvironmentVariable(
+                    value=parameter, type=codebuild.BuildEnvironmentVariableType.PARAMETER_STORE
+                )
+                for key, parameter in build.parameters.items()
+            }
+        )
+        self.project = codebuild.PipelineProject(
+            self,
+            "Build",
+            description=f"Builds the '{name}' site ({build.framework}) and releases it with hosting-toolkit",
+            environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE, compute_type=COMPUTE_TYPES[build.compute]),
+            environment_variables=variables,
+            build_spec=codebuild.BuildSpec.from_object_to_yaml(render_buildspec(build)),
+            cache=codebuild.Cache.bucket(self.cache_bucket),
+            logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.log_group)),
+            timeout=BUILD_TIMEOUT,
+            grant_report_group_permissions=False,
+        )
+        assert self.project.role is not None
+        self.build_role: iam.IRole = self.project.role
+        self._grant_release(site_bucket, release_store)
+
+        source_output = codepipeline.Artifact("Source")
+        source_action, build_variables = self._source_action(source, name, source_output)
+        build_action = actions.CodeBuildAction(
+            action_name="BuildAndRelease",
+            project=self.project,
+            input=source_output,
+            environment_variables=build_variables,
+        )
+        self.pipeline = codepipeline.Pipeline(
+            self,
+            "Pipeline",
+            pipeline_type=codepipeline.PipelineType.V2,
+            execution_mode=EXECUTION_MODE,
+            artifact_bucket=self.artifact_bucket,
+            use_pipeline_role_for_actions=True,
+            stages=[
+                codepipeline.StageProps(stage_name="Source", actions=[source_action]),
+                codepipeline.StageProps(stage_name="Release", actions=[build_action]),
+            ],
+        )
+        self._wire_source(source, source_action)
+        self._acknowledge_findings(site_bucket)
+
+    # -- resources ---------------------------------------------------------------------------
+
+    def _private_bucket(
+        self, construct_id: str, *, lifecycle_rules: list[s3.LifecycleRule], versioned: bool = False
+    ) -> s3.Bucket:
+        """A private, encrypted, TLS-only bucket of the pipeline's own, emptied and deleted by ``destroy``."""
+        bucket = s3.Bucket(
+            self,
+            construct_id,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=versioned,
+            lifecycle_rules=[
+                *lifecycle_rules,
+                s3.LifecycleRule(
+                    id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(7)
+                ),
+            ],
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        cdk.Validations.of(bucket).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-S1",
+                reason=(
+                    f"{construct_id} is private to the pipeline: only the pipeline and its build read and "
+                    "write it, and CloudTrail records those calls. Server access logs would need one more "
+                    "bucket per site to hold them."
+                ),
+            )
+        )
+        return bucket
+
+    def _grant_release(self, site_bucket: s3.IBucket, release_store: cloudfront.IKeyValueStore) -> None:
+        """What the release engine needs in the build, and nothing beyond: no ``Resource: "*"``."""
+        releases = site_bucket.arn_for_objects(f"{RELEASES_PREFIX}*")
+        records = site_bucket.arn_for_objects(f"{META_PREFIX}*")
+        statements = [
+            # Uploads and server-side copies of unchanged files (GetObject on the source), records,
+            # history and the pending marker (conditional PutObject), manifests of earlier releases.
+            iam.PolicyStatement(
+                sid="ReadAndWriteReleases",
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[releases, records],
+            ),
+            # The CRT uploads large files in parts and aborts the parts of a failed upload.
+            iam.PolicyStatement(sid="AbortFailedUploads", actions=["s3:AbortMultipartUpload"], resources=[releases]),
+            # A completed release removes its pending marker; the build deletes nothing else.
+            iam.PolicyStatement(
+                sid="RemovePendingMarkers",
+                actions=["s3:DeleteObject"],
+                resources=[site_bucket.arn_for_objects(f"{PENDING_PREFIX}*")],
+            ),
+            iam.PolicyStatement(
+                sid="ListReleases",
+                actions=["s3:ListBucket"],
+                resources=[site_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{RELEASES_PREFIX}*", f"{META_PREFIX}*"]}},
+            ),
+            iam.PolicyStatement(
+                sid="SwitchTraffic", actions=list(KVS_ACTIONS), resources=[release_store.key_value_store_arn]
+            ),
+            iam.PolicyStatement(
+                sid="DownloadReleaseEngine",
+                actions=["s3:GetObject"],
+                resources=[self.package.bucket.arn_for_objects(self.package.s3_object_key)],
+            ),
+        ]
+        for statement in statements:
+            self.build_role.add_to_principal_policy(statement)
+
+    # -- sources -----------------------------------------------------------------------------
+
+    def _source_action(
+        self, source: SourceConfig, name: str, output: codepipeline.Artifact
+    ) -> tuple[codepipeline.IAction, dict[str, codebuild.BuildEnvironmentVariable]]:
+        """The source action, and the build variables it gives: the commit, or the uploaded version.
+
+        The commit message is not passed on: CodePipeline does not escape quotes and line breaks of a
+        variable inside a CodeBuild action's environment, so some messages would break the action.
+        """
+        if isinstance(source, CodeConnectionsSource):
+            if source.connection_arn:
+                self.connection_arn = source.connection_arn
+            else:
+                connection = codeconnections.CfnConnection(
+                    self,
+                    "Connection",
+                    connection_name=f"hosting-{name}"[:CONNECTION_NAME_LIMIT],
+                    provider_type=CONNECTION_PROVIDERS[source.provider],
+                )
+                self.connection_arn = connection.attr_connection_arn
+            owner, repo = source.repository.rsplit("/", 1)
+            git = actions.CodeStarConnectionsSourceAction(
+                action_name="Checkout",
+                connection_arn=self.connection_arn,
+                owner=owner,
+                repo=repo,
+                branch=source.branch,
+                output=output,
+            )
+            return git, {
+                ENV_COMMIT: _plain(git.variables.commit_id),
+                ENV_MESSAGE: _plain(f"push to {source.branch} of {source.repository}"),
+            }
+        if isinstance(source, CodeCommitSource):
+            repository = codecommit.Repository.from_repository_name(self, "Repository", source.repository)
+            commit = actions.CodeCommitSourceAction(
+                action_name="Checkout",
+                repository=repository,
+                branch=source.branch,
+                output=output,
+                trigger=actions.CodeCommitTrigger.EVENTS,
+            )
+            return commit, {
+                ENV_COMMIT: _plain(commit.variables.commit_id),
+                ENV_MESSAGE: _plain(f"push to {source.branch} of {source.repository}"),
+            }
+        self.upload_bucket = self._private_bucket(
+            "UploadBucket",
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireReplacedUploads",
+                    noncurrent_version_expiration=UPLOAD_VERSION_RETENTION,
+                    expired_object_delete_marker=True,
+                )
+            ],
+        )
+        # CloudFormation's own EventBridge setting: the L2 ``event_bridge_enabled`` deploys a
+        # Lambda-backed custom resource to do the same.
+        upload_resource = self.upload_bucket.node.default_child
+        assert isinstance(upload_resource, s3.CfnBucket)
+        upload_resource.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
+        )
+        upload = actions.S3SourceAction(
+            action_name="Upload",
+            bucket=self.upload_bucket,
+            bucket_key=source.object_key,
+            output=output,
+            trigger=actions.S3Trigger.NONE,
+        )
+        return upload, {
+            ENV_REVISION: _plain(upload.variables.version_id),
+            ENV_MESSAGE: _plain(f"upload of {source.object_key}"),
+        }
+
+    def _wire_source(self, source: SourceConfig, source_action: codepipeline.IAction) -> None:
+        """What starts the pipeline: a push on the branch (within the path filters), or an upload of the key."""
+        if isinstance(source, CodeConnectionsSource):
+            self.pipeline.add_trigger(
+                provider_type=codepipeline.ProviderType.CODE_STAR_SOURCE_CONNECTION,
+                git_configuration=codepipeline.GitConfiguration(
+                    source_action=source_action,
+                    push_filter=[
+                        codepipeline.GitPushFilter(
+                            branches_includes=[source.branch],
+                            file_paths_includes=list(source.include_paths) or None,
+                            file_paths_excludes=list(source.exclude_paths) or None,
+                        )
+                    ],
+                ),
+            )
+            # The action grants codestar-connections:UseConnection; connections made since 2024 have
+            # codeconnections ARNs, which IAM checks against the codeconnections action.
+            assert self.connection_arn is not None
+            self.pipeline.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="UseConnection",
+                    actions=["codeconnections:UseConnection"],
+                    resources=[self.connection_arn],
+                )
+            )
+        elif isinstance(source, ZipSource):
+            assert self.upload_bucket is not None
+            events.Rule(
+                self,
+                "UploadRule",
+                description=f"Starts the release pipeline when s3://<upload bucket>/{source.object_key} is uploaded",
+                event_pattern=events.EventPattern(
+                    source=["aws.s3"],
+                    detail_type=["Object Created"],
+                    detail={
+                        "bucket": {"name": [self.upload_bucket.bucket_name]},
+                        "object": {"key": [source.object_key]},
+                    },
+                ),
+                targets=[targets.CodePipeline(self.pipeline)],
+            )
+
+    # -- cdk-nag -----------------------------------------------------------------------------
+
+    def _logical_id(self, construct: IConstruct) -> str:
+        element = construct if isinstance(construct, cdk.CfnElement) else construct.node.default_child
+        assert isinstance(element, cdk.CfnElement)
+        return str(cdk.Stack.of(self).resolve(element.logical_id))
+
+    def _nag(self, value: str) -> str:
+        """A stack attribute as cdk-nag writes it in finding ids: a pseudo parameter as ``<AWS::Region>``, else literal."""
+        resolved = cdk.Stack.of(self).resolve(value)
+        return f"<{resolved['Ref']}>" if isinstance(resolved, dict) else str(resolved)
+
+    def _acknowledge_findings(self, site_bucket: s3.IBucket) -> None:
+        cdk.Validations.of(self.project).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-CB4",
+                reason=(
+                    "The build's only outputs are the release uploads to the site bucket (S3-managed "
+                    "encryption) and its cache in a private, encrypted bucket; a customer managed KMS key "
+                    "would add a monthly fee per site without protecting anything more."
+                ),
+            )
+        )
+        stack = cdk.Stack.of(self)
+        site = self._logical_id(site_bucket)
+        artifacts = f"Resource::<{self._logical_id(self.artifact_bucket)}.Arn>/*"
+        cdk.Validations.of(self.build_role).acknowledge(
+            *_wildcards(
+                {
+                    "Action::s3:GetObject*": "CDK's read grant: the build reads its execution's source artifact from "
+                    "the pipeline's artifact bucket and restores its dependency cache from the cache bucket.",
+                    "Action::s3:GetBucket*": "Comes with CDK's read grants on the pipeline's artifact and cache "
+                    "buckets, which hold nothing but this pipeline's artifacts and this build's cache.",
+                    "Action::s3:List*": "Comes with CDK's read grants on the artifact and cache buckets, so the build "
+                    "finds the source artifact and the cache archive; the site bucket is listed only by prefix.",
+                    "Action::s3:DeleteObject*": "Part of CDK's read-write grant for CodeBuild's S3 cache, in the cache "
+                    "bucket only, where CodeBuild replaces the cache archive after each build.",
+                    "Action::s3:Abort*": "Part of CDK's read-write grant for CodeBuild's S3 cache: CodeBuild may abort a "
+                    "failed multipart upload of its cache archive, in the cache bucket only.",
+                    f"Resource::<{self._logical_id(self.cache_bucket)}.Arn>/*": "CodeBuild names the cache archive "
+                    "itself, so the grant covers the objects of the cache bucket, which holds only this build's cache.",
+                    artifacts: "CodePipeline names each execution's source artifact at run time, so the build may read "
+                    "any object of this pipeline's own artifact bucket.",
+                    f"Resource::arn:{self._nag(stack.partition)}:logs:{self._nag(stack.region)}:"
+                    f"{self._nag(stack.account)}:log-group:/aws/codebuild/<{self._logical_id(self.project)}>:*": "CDK's grant on the project's default log group: "
+                    "CodeBuild names one log stream per build (the build logs to the stack's BuildLogs group).",
+                    f"Resource::<{site}.Arn>/{RELEASES_PREFIX}*": "The release engine uploads each release under "
+                    "releases/<id>/, with an id known only at build time; in the site bucket it writes nowhere else "
+                    "but _meta/.",
+                    f"Resource::<{site}.Arn>/{META_PREFIX}*": "Release records, manifests, history entries and pending "
+                    "markers live under _meta/ with names made of release ids and times known only at build time.",
+                    f"Resource::<{site}.Arn>/{PENDING_PREFIX}*": "The only deletion allowed: the engine removes a "
+                    "release's pending marker once the release is complete; no release file can be deleted.",
+                }
+            )
+        )
+        cdk.Validations.of(self.pipeline.role).acknowledge(
+            *_wildcards(
+                {
+                    "Action::s3:GetObject*": "CDK's grants on the pipeline's artifact bucket (and, for ZIP uploads, on "
+                    "the upload bucket and key): CodePipeline reads the artifacts it passes between stages.",
+                    "Action::s3:GetBucket*": "Comes with CDK's grants on the artifact bucket (and the upload bucket): "
+                    "CodePipeline checks a bucket's versioning and location before it uses it.",
+                    "Action::s3:List*": "Comes with CDK's grants on the artifact bucket (and the upload bucket), "
+                    "which belong to this pipeline alone.",
+                    "Action::s3:DeleteObject*": "Part of CDK's read-write grant on the artifact bucket, where "
+                    "CodePipeline replaces the artifacts of its own executions.",
+                    "Action::s3:Abort*": "Part of CDK's read-write grant on the artifact bucket: CodePipeline may abort "
+                    "a failed multipart upload of a source artifact.",
+                    artifacts: "CodePipeline names each execution's artifacts at run time, inside this pipeline's own "
+                    "artifact bucket.",
+                }
+            )
+        )
+
+
+def _wildcards(reasons: dict[str, str]) -> list[cdk.Acknowledgment]:
+    """Acknowledgements of cdk-nag's wildcard findings (``AwsSolutions-IAM5[<finding>]``), each with its reason."""
+    return [
+        cdk.Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason) for finding, reason in reasons.items()
+    ]
+
+
+def _plain(value: str) -> codebuild.BuildEnvironmentVariable:
+    return codebuild.BuildEnvironmentVariable(value=value)
