@@ -9,7 +9,7 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from hosting_toolkit.component import HostingStack
+from hosting_toolkit.component import build_stacks
 from hosting_toolkit.config import load_config
 from hosting_toolkit.errors import ConfigError
 
@@ -23,16 +23,14 @@ def main() -> int:
     """Synthesize the hosting stack; a configuration problem is reported on stderr with a non-zero exit."""
     app = cdk.App()
     path = app.node.try_get_context(CONFIG_CONTEXT_KEY) or os.environ.get(CONFIG_ENV_VAR) or None
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-
     account = os.environ.get("CDK_DEFAULT_ACCOUNT")
     region = os.environ.get("CDK_DEFAULT_REGION")
     env = cdk.Environment(account=account, region=region) if account or region else None
-    HostingStack(app, config.stack_name, config=config, env=env)
+    try:
+        build_stacks(app, load_config(path), env=env)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()

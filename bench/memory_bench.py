@@ -175,8 +175,12 @@ def render(results: dict[str, dict[str, Any]], files: int, megabytes: float) -> 
             f"{p.get('rss_at_end_mb', 0):.0f} MB"
             for p in r["phases"]
         )
+        finishing = r["wall_s"] - max((p.get("end_s", 0) for p in r["phases"]), default=0)
         extra = f"; s3rver CPU {r['server_cpu_s']:.1f} s" if "server_cpu_s" in r else ""
-        out.append(f"  {name}: {steps}; RSS at the end {r['end_rss_mb']:.0f} MB{extra}")
+        out.append(
+            f"  {name}: {steps}; then verify, manifest, record and switch {finishing:.1f} s; "
+            f"RSS at the end {r['end_rss_mb']:.0f} MB{extra}"
+        )
     return "\n".join(out)
 
 

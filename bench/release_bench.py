@@ -1,6 +1,6 @@
 """Release benchmark: first release against ``aws s3 cp``, incremental release, rollback, local edge.
 
-    python bench/release_bench.py [--server moto|s3rver|both] [--files 5000] [--megabytes 100] [--quick] [--json]
+    python bench/release_bench.py [--server moto|s3rver|both|none] [--files 5000] [--megabytes 100] [--quick] [--json]
 
 Starts each S3 server itself on a free 127.0.0.1 port and always stops it again. Every timed
 figure is the median of ``--repeat`` runs with its spread in brackets.
@@ -162,7 +162,8 @@ class CountingKeyValueStore:
         return self._inner.write(key, value, if_match=if_match)
 
 
-_KVS_WRITES = ("PutKey", "UpdateKeys", "DeleteKey")
+#: KVS operations that change the store (the local wrapper counts "write").
+_KVS_WRITES = ("PutKey", "UpdateKeys", "DeleteKey", "write")
 
 
 def measure_rollback(engine: ReleaseEngine, server: S3Server, expected_live: str) -> dict[str, Any]:
@@ -172,7 +173,7 @@ def measure_rollback(engine: ReleaseEngine, server: S3Server, expected_live: str
     store = CountingStore(engine.store)  # type: ignore[arg-type]
     client = engine.store.client  # type: ignore[attr-defined]
     s3_calls: Counter[str] = Counter()
-    release_requests = Counter[str]()
+    release_requests: Counter[str] = Counter()
 
     def on_call(event_name: str, params: dict[str, Any], **_: Any) -> None:
         operation = event_name.rsplit(".", 1)[-1]
@@ -189,6 +190,7 @@ def measure_rollback(engine: ReleaseEngine, server: S3Server, expected_live: str
         FakeKeyValueStoreServer = None
 
     fake = None
+    counting = None
     kvs: Any
     if FakeKeyValueStoreServer is not None:
         fake = FakeKeyValueStoreServer().start()
@@ -197,7 +199,7 @@ def measure_rollback(engine: ReleaseEngine, server: S3Server, expected_live: str
         kvs = AwsKeyValueStore(kvs_client(endpoint_url=fake.url, session=server.session()), arn)
         kvs_kind = "CloudFront KVS data-plane fake over HTTP (tests/fakes/kvs_server.py)"
     else:
-        kvs = CountingKeyValueStore(local_kvs)
+        kvs = counting = CountingKeyValueStore(local_kvs)
         kvs_kind = "counting wrapper around LocalKeyValueStore"
     rollback_engine = ReleaseEngine(store, kvs, CONFIG, actor="bench")  # type: ignore[arg-type]
     client.meta.events.register("before-call.s3", on_call)
@@ -208,15 +210,10 @@ def measure_rollback(engine: ReleaseEngine, server: S3Server, expected_live: str
     finally:
         client.meta.events.unregister("before-call.s3", on_call)
         if fake is not None:
-            kvs_calls = dict(fake.requests)
             fake.stop()
-    if fake is None:
-        kvs_calls = dict(kvs.calls)
-        writes = kvs.calls["write"]
-        reads = kvs.calls["read"]
-    else:
-        writes = sum(n for op, n in kvs_calls.items() if op in _KVS_WRITES)
-        reads = sum(n for op, n in kvs_calls.items() if op not in _KVS_WRITES)
+    kvs_calls = dict(fake.requests) if fake is not None else dict(counting.calls)  # type: ignore[union-attr]
+    writes = sum(n for op, n in kvs_calls.items() if op in _KVS_WRITES)
+    reads = sum(kvs_calls.values()) - writes
     if change.after.live != expected_live:
         raise RuntimeError(f"rollback went to {change.after.live}, expected {expected_live}")
     return {
@@ -359,12 +356,7 @@ def load(host: str, port: int, requests: int, clients: int) -> dict[str, Any]:
 
 
 def bench_serve(workdir: Path, requests: int, clients: int, repeat: int) -> dict[str, Any]:
-    """Requests per second and latency of the local edge, as shipped and with TCP_NODELAY on its sockets.
-
-    ``make_server``'s handler writes the headers and the body of a response in two sends; without
-    TCP_NODELAY the body waits for the client's delayed ACK on a keep-alive connection. The second
-    variant shows what setting ``disable_nagle_algorithm`` on the handler gives.
-    """
+    """Requests per second, latency and answers of the local edge under keep-alive load."""
     from hosting_toolkit.edge.sandbox import FunctionSandbox
     from hosting_toolkit.local.edge import LocalEdge
     from hosting_toolkit.local.server import make_server
@@ -372,40 +364,36 @@ def bench_serve(workdir: Path, requests: int, clients: int, repeat: int) -> dict
     target = local_target(workdir / "edge-target", CONFIG)
     ReleaseEngine(target.store, target.kvs, CONFIG, actor="bench").create(_edge_site(workdir / "edge-site"))
     assert isinstance(target.kvs, LocalKeyValueStore)
-    variants: dict[str, list[dict[str, Any]]] = {"as_shipped": [], "tcp_nodelay": []}
+    runs: list[dict[str, Any]] = []
     with (
         FunctionSandbox() as sandbox,
         ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool,
     ):
         edge = LocalEdge(store=target.store, kvs=target.kvs, config=CONFIG, sandbox=sandbox)
-        for variant, runs in variants.items():
-            server = make_server(edge, "127.0.0.1", 0)
-            if variant == "tcp_nodelay":
-                server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-            thread = threading.Thread(target=server.serve_forever, name="edge", daemon=True)
-            thread.start()
-            host, port = str(server.server_address[0]), int(server.server_address[1])
-            # The load comes from another process, so its threads do not compete for this one's GIL.
-            try:
-                pool.submit(load, host, port, min(50, requests), clients).result()
-                for run in range(repeat):
-                    log(f"local edge ({variant}) run {run + 1}/{repeat}: {requests} requests, {clients} connections")
-                    runs.append(pool.submit(load, host, port, requests, clients).result())
-            finally:
-                server.shutdown()
-                server.server_close()
-                thread.join(timeout=5)
+        server = make_server(edge, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.serve_forever, name="edge", daemon=True)
+        thread.start()
+        host, port = str(server.server_address[0]), int(server.server_address[1])
+        # The load comes from another process, so its threads do not compete for this one's GIL.
+        try:
+            pool.submit(load, host, port, min(50, requests), clients).result()
+            for run in range(repeat):
+                log(f"local edge run {run + 1}/{repeat}: {requests} requests, {clients} connections")
+                runs.append(pool.submit(load, host, port, requests, clients).result())
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
     expected = {f"{path} {status}" for path, status in EDGE_PATHS}
-    summary: dict[str, Any] = {"requests": requests, "clients": clients}
-    for variant, runs in variants.items():
-        summary[variant] = {
-            "rps": Figure.of([r["rps"] for r in runs]),
-            "p50_ms": Figure.of([r["p50_ms"] for r in runs]),
-            "p95_ms": Figure.of([r["p95_ms"] for r in runs]),
-            "statuses": runs[-1]["statuses"],
-            "unexpected_statuses": sorted({s for r in runs for s in r["statuses"]} - expected),
-        }
-    return summary
+    return {
+        "requests": requests,
+        "clients": clients,
+        "rps": Figure.of([r["rps"] for r in runs]),
+        "p50_ms": Figure.of([r["p50_ms"] for r in runs]),
+        "p95_ms": Figure.of([r["p95_ms"] for r in runs]),
+        "statuses": runs[-1]["statuses"],
+        "unexpected_statuses": sorted({s for r in runs for s in r["statuses"]} - expected),
+    }
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -511,26 +499,14 @@ def render_server(server: dict[str, Any], site: Site, repeat: int) -> str:
 
 
 def render_serve(serve: dict[str, Any]) -> str:
-    out: list[str] = []
-    out.append(
+    unexpected = serve["unexpected_statuses"]
+    return (
         f"\nlocal edge (serve: real router + viewer-response functions in the Node sandbox): "
-        f"{serve['requests']} requests over {serve['clients']} keep-alive connections, {len(EDGE_PATHS)} paths"
+        f"{serve['requests']} requests over {serve['clients']} keep-alive connections, {len(EDGE_PATHS)} paths\n"
+        f"  {serve['rps'].text('{:.0f}', ' req/s')}, p50 {serve['p50_ms'].text('{:.1f}', ' ms')}, "
+        f"p95 {serve['p95_ms'].text('{:.1f}', ' ms')}; statuses: "
+        + ("all as expected" if not unexpected else "UNEXPECTED " + ", ".join(unexpected))
     )
-    rows = []
-    for variant, label in (("as_shipped", "make_server as shipped"), ("tcp_nodelay", "with TCP_NODELAY")):
-        v = serve[variant]
-        unexpected = v["unexpected_statuses"]
-        rows.append(
-            [
-                label,
-                v["rps"].text("{:.0f}"),
-                v["p50_ms"].text("{:.1f}"),
-                v["p95_ms"].text("{:.1f}"),
-                "ok" if not unexpected else "UNEXPECTED " + ", ".join(unexpected),
-            ]
-        )
-    out.append(benchkit.table(rows, ["server", "req/s", "p50 ms", "p95 ms", "statuses"]))
-    return "\n".join(out)
 
 
 def to_json(value: Any) -> Any:
@@ -561,21 +537,32 @@ def environment() -> dict[str, Any]:
     }
 
 
+#: Defaults of a full run and of ``--quick``; options given on the command line override either.
+FULL: dict[str, Any] = {"server": "both", "files": 5000, "megabytes": 100.0, "repeat": 2, "requests": 2000}
+QUICK: dict[str, Any] = {"server": "moto", "files": 500, "megabytes": 10.0, "repeat": 1, "requests": 200}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--server", choices=("moto", "s3rver", "both"), default="both")
-    parser.add_argument("--files", type=int, default=5000, help="files in the generated site (default 5000)")
-    parser.add_argument("--megabytes", type=float, default=100, help="total size of the site in MB (default 100)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of every timed measurement (default 2)")
+    parser.add_argument(
+        "--server", choices=("moto", "s3rver", "both", "none"), help="S3 server(s) to run (default both)"
+    )
+    parser.add_argument("--files", type=int, help="files in the generated site (default 5000)")
+    parser.add_argument("--megabytes", type=float, help="total size of the site in MB (default 100)")
+    parser.add_argument("--repeat", type=int, help="runs of every timed measurement (default 2)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated site (default 1)")
-    parser.add_argument("--requests", type=int, default=2000, help="requests to the local edge (default 2000)")
+    parser.add_argument("--requests", type=int, help="requests to the local edge per run (default 2000)")
     parser.add_argument("--clients", type=int, default=4, help="keep-alive client connections (default 4)")
     parser.add_argument("--no-serve", action="store_true", help="skip the local edge throughput")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 500 files / 10 MB, moto only, one run")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 500 files / 10 MB, moto, one run (explicit options win)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout (table on stderr)")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.files, args.megabytes, args.server, args.repeat, args.requests = 500, 10, "moto", 1, 300
+    defaults = QUICK if args.quick else FULL
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.files < 1 or args.repeat < 1 or args.clients < 1 or args.requests < args.clients:
         parser.error("--files, --repeat and --clients must be at least 1, --requests at least --clients")
     return args
@@ -585,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     benchkit.isolate_aws_env()
     benchkit.stop_on_sigterm()
-    servers = ["moto", "s3rver"] if args.server == "both" else [args.server]
+    servers = {"both": ["moto", "s3rver"], "none": []}.get(args.server, [args.server])
     stream = sys.stderr if args.json else sys.stdout
     workdir = Path(tempfile.mkdtemp(prefix="hosting-bench-"))
     failures: list[str] = []
@@ -594,13 +581,16 @@ def main(argv: list[str] | None = None) -> int:
         print(text, file=stream, flush=True)
 
     try:
-        log(f"generating {args.files} files / {args.megabytes:g} MB (seed {args.seed}) in {workdir}")
-        site = benchkit.generate_site(
-            workdir / "site", files=args.files, total_bytes=int(args.megabytes * 1e6), seed=args.seed
-        )
-        shutil.copytree(site.root, workdir / "site-changed")
-        changed = Site(workdir / "site-changed", site.paths, site.bytes)
-        benchkit.change_files(changed, fraction=CHANGED_FRACTION, seed=args.seed + 1)
+        if servers:
+            log(f"generating {args.files} files / {args.megabytes:g} MB (seed {args.seed}) in {workdir}")
+            site = benchkit.generate_site(
+                workdir / "site", files=args.files, total_bytes=int(args.megabytes * 1e6), seed=args.seed
+            )
+            shutil.copytree(site.root, workdir / "site-changed")
+            changed = Site(workdir / "site-changed", site.paths, site.bytes)
+            benchkit.change_files(changed, fraction=CHANGED_FRACTION, seed=args.seed + 1)
+        else:
+            site = changed = Site(workdir / "site", (), 0)
         env = environment()
         summary: dict[str, Any] = {
             "environment": env,

@@ -154,7 +154,7 @@ SOURCE_PROVIDERS: tuple[str, ...] = ("github", "gitlab", "bitbucket")
 class CodeConnectionsSource:
     """A git repository on GitHub, GitLab or Bitbucket, reached through an AWS CodeConnections connection.
 
-    provider: ``github``, ``gitlab`` or ``bitbucket`` (required).
+    provider: ``github``, ``gitlab`` or ``bitbucket`` (default ``github``).
     repository: ``owner/name`` (GitLab subgroups: ``group/subgroup/name``) (required).
     branch: the branch whose pushes are released (default ``main``).
     connection_arn: an existing, approved connection (default: the stack creates one, which must be
@@ -248,6 +248,75 @@ class BuildConfig:
     parameters: dict[str, str] = field(default_factory=dict)
 
 
+WwwRedirect = Literal["none", "www-to-apex", "apex-to-www"]
+WWW_REDIRECTS: tuple[str, ...] = ("none", "www-to-apex", "apex-to-www")
+#: ACM's default quota of names on one certificate; the redirecting ``www`` name counts too.
+MAX_DOMAIN_NAMES = 10
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """The site's own domain names, served over HTTPS (TLS 1.2 or later) with an ACM certificate.
+
+    names: the names the site answers on; the first is its address (default none: only the
+      distribution's ``*.cloudfront.net`` name).
+    www_redirect: ``www-to-apex`` also answers ``www.<first name>`` and redirects it to the first
+      name; ``apex-to-www`` answers the first name without its ``www.`` and redirects it to the
+      first name (default ``none``). The redirecting name is on the certificate and in DNS too.
+    hosted_zone_id, hosted_zone_name: a Route 53 public hosted zone holding every name; with it,
+      the certificate is validated and the A and AAAA alias records are created by the stack
+      (default none: ``deploy`` prints the records to create at your DNS provider).
+    """
+
+    names: tuple[str, ...] = ()
+    www_redirect: WwwRedirect = "none"
+    hosted_zone_id: str = ""
+    hosted_zone_name: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the site has its own domain names."""
+        return bool(self.names)
+
+    @property
+    def redirect(self) -> tuple[str, str] | None:
+        """``(from, to)``: the name ``www_redirect`` sends to the first name, or ``None``."""
+        if not self.names or self.www_redirect not in ("www-to-apex", "apex-to-www"):
+            return None
+        first = self.names[0]
+        if self.www_redirect == "www-to-apex":
+            return f"www.{first}", first
+        return first.removeprefix("www."), first
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        """Every name on the certificate, the distribution and in DNS: ``names`` and the redirecting one."""
+        redirect = self.redirect
+        return (*self.names, redirect[0]) if redirect else self.names
+
+
+@dataclass(frozen=True)
+class LogsConfig:
+    """CloudFront standard access logs, delivered to an S3 bucket the stack creates.
+
+    enabled: write a log of every viewer request (default false).
+    retention_days: days a log file is kept before it expires (default 90).
+    """
+
+    enabled: bool = False
+    retention_days: int = 90
+
+
+@dataclass(frozen=True)
+class WafConfig:
+    """An AWS WAF web ACL in front of the distribution.
+
+    web_acl_arn: ARN of a WAFv2 web ACL with scope CLOUDFRONT (created in us-east-1) (default none).
+    """
+
+    web_acl_arn: str = ""
+
+
 @dataclass(frozen=True)
 class HostingConfig:
     """The whole validated configuration."""
@@ -259,6 +328,9 @@ class HostingConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     source: SourceConfig | None = None
     build: BuildConfig = field(default_factory=BuildConfig)
+    domain: DomainConfig = field(default_factory=DomainConfig)
+    logs: LogsConfig = field(default_factory=LogsConfig)
+    waf: WafConfig = field(default_factory=WafConfig)
     path: Path | None = None
 
     @property
@@ -274,6 +346,9 @@ _SECTIONS: dict[str, type] = {
     "rollout": RolloutConfig,
     "verify": VerifyConfig,
     "build": BuildConfig,
+    "domain": DomainConfig,
+    "logs": LogsConfig,
+    "waf": WafConfig,
 }
 
 
@@ -404,6 +479,7 @@ _CONVERT: dict[tuple[str, str], Callable[[list[str], Any], Any]] = {
     ("verify", "checks"): _verify_checks,
     ("rollout", "alarms"): _as_tuple,
     ("build", "node_version"): _node_version,
+    ("domain", "names"): _as_tuple,
 }
 
 
@@ -569,6 +645,89 @@ def _validate_build(problems: list[str], b: BuildConfig) -> None:
         problems.append(f"build: {name} is set more than once across build.env, build.secrets and build.parameters")
 
 
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOSTED_ZONE_ID_RE = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_WEB_ACL_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global/webacl/[A-Za-z0-9_-]{1,128}/[0-9a-f-]{36}$"
+)
+
+
+def _check_hostname(problems: list[str], key: str, value: Any) -> bool:
+    if not isinstance(value, str) or not _HOSTNAME_RE.match(value):
+        hint = " (use lowercase)" if isinstance(value, str) and _HOSTNAME_RE.match(value.lower()) else ""
+        wildcard = "; wildcard names are not supported" if isinstance(value, str) and "*" in value else ""
+        problems.append(f"{key}: {value!r} is not a domain name{hint}{wildcard} (e.g. 'www.example.com')")
+        return False
+    return True
+
+
+def _validate_domain(problems: list[str], d: DomainConfig) -> None:
+    if not isinstance(d.names, tuple):
+        problems.append(f"domain.names: expected a list of domain names, got {d.names!r}")
+        return
+    valid = all([_check_hostname(problems, f"domain.names[{i}]", name) for i, name in enumerate(d.names)])
+    if len(set(d.names)) != len(d.names):
+        problems.append("domain.names: lists a name more than once")
+    if d.www_redirect not in WWW_REDIRECTS:
+        problems.append(
+            f"domain.www_redirect: {d.www_redirect!r} is not a redirect{_suggest(str(d.www_redirect), list(WWW_REDIRECTS))}"
+        )
+    elif d.www_redirect != "none" and not d.names:
+        problems.append("domain.www_redirect: needs domain.names; the redirect goes to the first name")
+    elif valid and d.names:
+        first = d.names[0]
+        if d.www_redirect == "www-to-apex" and first.startswith("www."):
+            problems.append(
+                f"domain.www_redirect: 'www-to-apex' redirects www.<first name> to the first name, which is {first!r}; "
+                "list the name without 'www.' first, or use 'apex-to-www'"
+            )
+        elif d.www_redirect == "apex-to-www" and (not first.startswith("www.") or "." not in first[4:]):
+            problems.append(
+                f"domain.www_redirect: 'apex-to-www' redirects to the first name, which must start with 'www.' "
+                f"(it is {first!r})"
+            )
+        elif d.redirect is not None and d.redirect[0] in d.names:
+            problems.append(
+                f"domain.names: {d.redirect[0]!r} is redirected by domain.www_redirect; leave it out of the list"
+            )
+    if len(d.all_names) > MAX_DOMAIN_NAMES:
+        problems.append(
+            f"domain.names: {len(d.all_names)} names with the redirecting one; a certificate holds at most "
+            f"{MAX_DOMAIN_NAMES} (ACM's default quota)"
+        )
+    zone_id, zone_name = d.hosted_zone_id, d.hosted_zone_name
+    if not isinstance(zone_id, str) or (zone_id and not _HOSTED_ZONE_ID_RE.match(zone_id)):
+        hint = "; give it without the '/hostedzone/' prefix" if isinstance(zone_id, str) and "/" in zone_id else ""
+        problems.append(
+            f"domain.hosted_zone_id: {zone_id!r} is not a Route 53 hosted zone id (e.g. 'Z0123456789ABCDEFGHIJ'){hint}"
+        )
+        return
+    if zone_name and not _check_hostname(problems, "domain.hosted_zone_name", zone_name):
+        return
+    if bool(zone_id) != bool(zone_name):
+        problems.append("domain: give both hosted_zone_id and hosted_zone_name, or neither")
+    elif zone_id and not d.names:
+        problems.append("domain.hosted_zone_id: needs domain.names, the names to create in the zone")
+    elif zone_id and valid:
+        for name in d.all_names:
+            if name != zone_name and not name.endswith(f".{zone_name}"):
+                problems.append(f"domain.names: {name!r} is not in the hosted zone {zone_name!r}")
+
+
+def _validate_logs(problems: list[str], logs: LogsConfig) -> None:
+    if not isinstance(logs.enabled, bool):
+        problems.append(f"logs.enabled: expected true or false, got {logs.enabled!r}")
+    _check_int(problems, "logs.retention_days", logs.retention_days, 1, 3650)
+
+
+def _validate_waf(problems: list[str], waf: WafConfig) -> None:
+    if waf.web_acl_arn and (not isinstance(waf.web_acl_arn, str) or not _WEB_ACL_ARN_RE.match(waf.web_acl_arn)):
+        problems.append(
+            f"waf.web_acl_arn: {waf.web_acl_arn!r} is not the ARN of a CloudFront web ACL "
+            "(arn:aws:wafv2:us-east-1:<account>:global/webacl/<name>/<id>; scope CLOUDFRONT, created in us-east-1)"
+        )
+
+
 #: Sections that are typed alternatives, parsed by their own function.
 _ALTERNATIVES: dict[str, Callable[[list[str], dict[str, Any]], Any]] = {"source": _parse_source}
 
@@ -605,6 +764,9 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> HostingConfi
     _validate_verify(problems, config.verify)
     _validate_source(problems, config.source)
     _validate_build(problems, config.build)
+    _validate_domain(problems, config.domain)
+    _validate_logs(problems, config.logs)
+    _validate_waf(problems, config.waf)
     if problems:
         raise ConfigError(problems, str(path) if path else None)
     return config

@@ -115,3 +115,7 @@ OUTPUT_KVS_ARN = "KeyValueStoreArn"
 OUTPUT_PIPELINE_NAME = "PipelineName"
 OUTPUT_CONNECTION_ARN = "ConnectionArn"
 OUTPUT_UPLOAD_LOCATION = "UploadLocation"
+#: The router function's name: ``function test --remote`` stages the current code under it and tests it.
+OUTPUT_ROUTER_FUNCTION_NAME = "RouterFunctionName"
+#: With a custom domain: the distribution's own domain name, which the site's DNS records point at.
+OUTPUT_DISTRIBUTION_DOMAIN_NAME = "DistributionDomainName"

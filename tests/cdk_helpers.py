@@ -11,7 +11,7 @@ import aws_cdk as cdk
 from aws_cdk.assertions import Template
 from constructs import IConstruct
 
-from hosting_toolkit.component import HostingStack
+from hosting_toolkit.component import HostingStack, build_stacks
 from hosting_toolkit.config import HostingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,10 +57,11 @@ class SynthesizedStack:
         return str(self.stack.resolve(element.logical_id))
 
 
-def synth_hosting_stack(config: HostingConfig, outdir: Path) -> SynthesizedStack:
-    """Synthesize the hosting stack for ``config`` into ``outdir`` with cdk.json's context."""
+def synth_hosting_stack(config: HostingConfig, outdir: Path, *, env: cdk.Environment | None = None) -> SynthesizedStack:
+    """Synthesize the hosting stack for ``config`` into ``outdir`` with cdk.json's context, as app.py builds it
+    (with its us-east-1 certificate stack in the same app when it has a domain and ``env`` is elsewhere)."""
     app = cdk.App(context=cdk_context(), outdir=str(outdir))
-    stack = HostingStack(app, config.stack_name, config=config)
+    stack = build_stacks(app, config, env=env)
     template = Template.from_stack(stack)
     return SynthesizedStack(app=app, stack=stack, template=template, config=config, outdir=outdir)
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from hosting_toolkit import __version__
-from hosting_toolkit.cli import project, rollout
+from hosting_toolkit.cli import functions, project, rollout
 from hosting_toolkit.cli.output import emit_json, emit_line, err
 from hosting_toolkit.cli.session import Session, session_of
 from hosting_toolkit.contract import RoutingState
@@ -345,6 +345,7 @@ app.command()(rollout.canary)
 app.command()(project.init)
 app.command()(project.deploy)
 app.command()(project.destroy)
+app.add_typer(functions.app, name="function")
 
 
 def main() -> None:

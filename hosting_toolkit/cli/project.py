@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,6 +32,7 @@ from hosting_toolkit.config import (
     HostingConfig,
     SiteConfig,
     SourceConfig,
+    SourceProvider,
     ZipSource,
     parse_config,
 )
@@ -65,7 +66,8 @@ def aws_session() -> Any:
     return boto3.Session()
 
 
-#: What ``deploy`` and ``destroy`` run commands with, and where they get AWS clients (tests replace both).
+#: How ``deploy`` and ``destroy`` run commands and get AWS clients; replaceable, to check the command
+#: lines and calls without running them.
 runner: Runner = run_command
 session_factory: Callable[[], Any] = aws_session
 
@@ -81,8 +83,12 @@ def cdk_command(
     outputs_file: Path | None = None,
     approve: bool = False,
 ) -> list[str]:
-    """The ``npx cdk`` command line of ``deploy`` or ``destroy`` for one stack and configuration file."""
-    command = ["npx", "cdk", action, stack]
+    """The ``npx cdk`` command line of ``deploy`` or ``destroy`` for one site's configuration file.
+
+    ``deploy`` names the hosting stack (the CDK CLI deploys the stacks it depends on, such as a
+    us-east-1 certificate stack, first); ``destroy`` takes ``--all``: the app holds only this site's stacks.
+    """
+    command = ["npx", "cdk", action, "--all" if action == "destroy" else stack]
     if config_file is not None:
         command += ["-c", f"config={config_file}"]
     if action == "deploy":
@@ -356,7 +362,7 @@ def choose_build(
         if prompter is None:
             raise InvalidInputError(f"cannot tell where the {name!r} build writes the site; pass --output-dir")
         out = prompter.text("Output folder (relative to the site's folder)", None)
-    install = detection.install_command
+    install = detection.install_command if RECIPES[name].node or name == "custom" else None
     if name == "custom" and not install and detection.has_package_json:
         install = PACKAGE_MANAGER_RECIPES[detection.package_manager].install
     repository = detection.repository
@@ -379,7 +385,7 @@ def source_of(detection: Detection) -> SourceConfig | None:
     if repository.kind == "codecommit":
         return CodeCommitSource(repository=repository.repository, branch=repository.branch)
     return CodeConnectionsSource(
-        provider=repository.provider,  # type: ignore[arg-type]
+        provider=cast(SourceProvider, repository.provider),
         repository=repository.repository,
         branch=repository.branch,
         include_paths=(f"{repository.app_root}/**",) if repository.app_root != "." else (),
@@ -413,8 +419,7 @@ def init_file_text(config: HostingConfig, folder: Path) -> str:
         f"# hosting-toolkit configuration for the site in {folder}, written by 'hosting-toolkit init'.\n"
         "# Every key is explained in hosting.example.toml. Deploy with: hosting-toolkit deploy\n\n"
     )
-    keep = [k for k in INIT_KEPT_KEYS if not (k == "source.branch" and config.source is None)]
-    text = header + render_config(config, keep=keep)
+    text = header + render_config(config, keep=INIT_KEPT_KEYS)
     parse_config(tomllib.loads(text))
     return text
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hosting_toolkit.config import BuildConfig
 from hosting_toolkit.pipeline.frameworks import PACKAGE_MANAGER_RECIPES, RECIPES
 
@@ -118,6 +116,9 @@ _TEMPLATE_KEYS = {"version", "env", "phases", "cache"}
 
 def load_template(framework: str, directory: Path = BUILDSPECS_DIR) -> Template:
     """The template of ``framework``; it may only set variables, install and build commands, and cache paths."""
+    # Only synthesis and init render buildspecs: the build installs the release engine without PyYAML.
+    import yaml
+
     path = directory / f"{framework}.yml"
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     unknown = set(data) - _TEMPLATE_KEYS

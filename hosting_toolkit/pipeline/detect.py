@@ -197,6 +197,7 @@ def detect(folder: Path) -> Detection:
     for title in others:
         seen.evidence.append(f"{title} is in the dependencies; it has no recipe here (use 'custom')")
 
+    # A tool without a recipe decides nothing: its output folder is its own (SvelteKit builds with vite).
     framework: str | None = None
     if others:
         framework = None
@@ -204,12 +205,13 @@ def detect(folder: Path) -> Detection:
         framework = by_script[0]
     elif len(candidates) == 1:
         framework = candidates[0]
-    elif not candidates and not build_script and (folder / "index.html").is_file():
-        seen.evidence.append("index.html is there and nothing builds it")
-        framework = "static"
-        candidates.append("static")
-    if not candidates and not others:
-        seen.evidence.append("no framework, build script or index.html found")
+    elif not candidates and not build_script:
+        if (folder / "index.html").is_file():
+            seen.evidence.append("index.html is there and nothing builds it")
+            framework = "static"
+            candidates.append("static")
+        else:
+            seen.evidence.append("no framework, build script or index.html found")
 
     output_dir = _output_dir(framework, folder, seen) if framework else None
     package_manager, install = (

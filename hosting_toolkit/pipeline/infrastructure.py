@@ -62,7 +62,7 @@ UPLOAD_VERSION_RETENTION = cdk.Duration.days(30)
 BUILD_TIMEOUT = cdk.Duration.minutes(60)
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
-#: Why the pipeline runs in SUPERSEDED mode (see ``ReleasePipeline``).
+#: Never PARALLEL: an older change must not go live after a newer one (see ``ReleasePipeline``).
 EXECUTION_MODE = codepipeline.ExecutionMode.SUPERSEDED
 
 #: The KeyValueStore data-plane actions of the release engine: read the ETag and the routing state,
@@ -232,9 +232,9 @@ class ReleasePipeline(Construct):
             cdk.Acknowledgment(
                 id="AwsSolutions-S1",
                 reason=(
-                    f"{construct_id} is private to the pipeline: only the pipeline and its build read and "
-                    "write it, and CloudTrail records those calls. Server access logs would need one more "
-                    "bucket per site to hold them."
+                    f"{construct_id} is private to the pipeline and holds what builds read and write (source "
+                    "artifacts, ZIP uploads, the dependency cache), never viewer traffic: only the pipeline, "
+                    "its build and the site's owner use it."
                 ),
             )
         )

@@ -74,6 +74,9 @@ class StaticSite(Construct):
       distribution's ``*.cloudfront.net`` name and certificate). With one, viewers need TLS 1.2.
     domain_names: custom domain names; need ``certificate`` (default none).
     web_acl_id: ARN of an AWS WAF web ACL (scope CLOUDFRONT) to attach (default none).
+    log_bucket: bucket receiving CloudFront standard access logs, with ACLs enabled for the log
+      delivery (default none: no access logs).
+    log_file_prefix: key prefix of the log files in ``log_bucket`` (default none).
     versioned: keep replaced and deleted objects for ``NONCURRENT_VERSION_RETENTION`` (default
       True), so a mistaken prune or manual delete of a release can be undone.
     removal_policy: what happens to the bucket when it leaves the stack (default ``RETAIN``: the
@@ -92,6 +95,8 @@ class StaticSite(Construct):
         certificate: acm.ICertificate | None = None,
         domain_names: Sequence[str] = (),
         web_acl_id: str | None = None,
+        log_bucket: s3.IBucket | None = None,
+        log_file_prefix: str | None = None,
         versioned: bool = True,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
@@ -170,6 +175,11 @@ class StaticSite(Construct):
             domain_names=list(domain_names) or None,
             minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 if certificate else None,
             web_acl_id=web_acl_id,
+            enable_logging=log_bucket is not None,
+            log_bucket=log_bucket,
+            log_file_prefix=log_file_prefix if log_bucket is not None else None,
+            # Cookies would put preview tokens and cohorts in the logs; nothing needs them there.
+            log_includes_cookies=False if log_bucket is not None else None,
         )
         cdk.Validations.of(self.distribution).acknowledge(
             cdk.Acknowledgment(
@@ -180,7 +190,7 @@ class StaticSite(Construct):
                 ),
             )
         )
-        self._acknowledge_findings(certificate=certificate, web_acl_id=web_acl_id)
+        self._acknowledge_findings(certificate=certificate, web_acl_id=web_acl_id, logged=log_bucket is not None)
 
     @staticmethod
     def _lifecycle_rules(versioned: bool) -> list[s3.LifecycleRule]:
@@ -200,7 +210,9 @@ class StaticSite(Construct):
             )
         return rules
 
-    def _acknowledge_findings(self, *, certificate: acm.ICertificate | None, web_acl_id: str | None) -> None:
+    def _acknowledge_findings(
+        self, *, certificate: acm.ICertificate | None, web_acl_id: str | None, logged: bool
+    ) -> None:
         cdk.Validations.of(self.bucket).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-S1",
@@ -217,15 +229,18 @@ class StaticSite(Construct):
                 id="AwsSolutions-CFR1",
                 reason="A public website meant for viewers in every country; no geographic restriction applies.",
             ),
-            cdk.Acknowledgment(
-                id="AwsSolutions-CFR3",
-                reason=(
-                    "Standard logging needs a log destination this stack does not create yet; until it "
-                    "does, CloudFront's default CloudWatch metrics (requests, bytes, 4xx and 5xx rates) "
-                    "are the record of traffic."
-                ),
-            ),
         ]
+        if not logged:
+            findings.append(
+                cdk.Acknowledgment(
+                    id="AwsSolutions-CFR3",
+                    reason=(
+                        "Access logs are opt-in ([logs] enabled = true creates the log bucket and turns "
+                        "standard logging on); without them, CloudFront's default CloudWatch metrics "
+                        "(requests, bytes, 4xx and 5xx rates) are the record of traffic."
+                    ),
+                )
+            )
         if web_acl_id is None:
             findings.append(
                 cdk.Acknowledgment(
@@ -233,7 +248,7 @@ class StaticSite(Construct):
                     reason=(
                         "Static files only: no origin compute, no forms, no query strings or cookies "
                         "reach the origin. A WAF web ACL costs a monthly fee per site, so it is opt-in "
-                        "through the web_acl_id prop."
+                        "([waf] web_acl_arn attaches one)."
                     ),
                 )
             )

@@ -144,6 +144,27 @@ class CodeBuild:
         return data
 
 
+#: Modules of the requirements the build does not install (``SYNTH_ONLY_REQUIREMENTS``).
+SYNTH_ONLY_MODULES = ("aws_cdk", "constructs", "cdk_nag", "jsii", "yaml")
+#: Runs the CLI as the build's ``hosting-toolkit`` does, with importing a module the build lacks failing.
+RUN_WITHOUT_SYNTH_ONLY = f"""\
+import importlib.abc
+import runpy
+import sys
+
+
+class SynthOnly(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {SYNTH_ONLY_MODULES!r}:
+            raise ModuleNotFoundError(f"{{name}} is not installed in the build", name=name)
+        return None
+
+
+sys.meta_path.insert(0, SynthOnly())
+runpy.run_module("hosting_toolkit", run_name="__main__", alter_sys=True)
+"""
+
+
 def shipped_python(package: Path) -> str:
     """A Python running the package asset's code with this environment's dependencies, the way the build's
     virtual environment does: no ``site`` processing, so the checkout's editable install stays out."""
@@ -152,10 +173,14 @@ def shipped_python(package: Path) -> str:
 
 
 def install_release_engine(home: Path, package: Path) -> None:
-    """What ``pip install`` of the package asset gives the build: a ``hosting-toolkit`` running the shipped code."""
+    """What ``pip install`` of the package asset gives the build: a ``hosting-toolkit`` running the shipped
+    code, without the requirements only synthesis needs."""
     (home / "bin").mkdir(parents=True)
+    runner = home / "lib" / "hosting_toolkit_cli.py"
+    runner.parent.mkdir()
+    runner.write_text(RUN_WITHOUT_SYNTH_ONLY)
     script = home / "bin" / "hosting-toolkit"
-    script.write_text(f'#!/bin/sh\nexec env {shipped_python(package)} -m hosting_toolkit "$@"\n')
+    script.write_text(f'#!/bin/sh\nexec env {shipped_python(package)} "{runner}" "$@"\n')
     script.chmod(0o755)
 
 

@@ -519,7 +519,7 @@ def test_destroy_empties_the_pipeline_buckets_and_keeps_the_site_bucket(
     result = ok("destroy", "--yes")
 
     ((command, env, cwd),) = calls.commands
-    assert command == ["npx", "cdk", "destroy", "hosting-docs", "-c", f"config={config.resolve()}", "--force"]
+    assert command == ["npx", "cdk", "destroy", "--all", "-c", f"config={config.resolve()}", "--force"]
     assert (cwd, env["CDK_DISABLE_VERSION_CHECK"]) == (checkout, "1")
     assert f"emptying s3://{ARTIFACT_BUCKET}: 2 objects deleted" in result.stderr
     assert f"emptying s3://{CACHE_BUCKET}: 1 objects deleted" in result.stderr

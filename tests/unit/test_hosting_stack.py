@@ -18,6 +18,7 @@ from hosting_toolkit.contract import (
     OUTPUT_BUCKET_NAME,
     OUTPUT_DISTRIBUTION_ID,
     OUTPUT_KVS_ARN,
+    OUTPUT_ROUTER_FUNCTION_NAME,
     OUTPUT_SITE_URL,
 )
 from hosting_toolkit.edge.code import CLOUDFRONT_FUNCTION_LIMIT, render_router, render_viewer_response
@@ -436,7 +437,9 @@ def test_key_value_store_starts_empty(default_site: SynthesizedStack) -> None:
 
 def test_outputs_name_what_the_release_tools_need(default_site: SynthesizedStack) -> None:
     outputs = default_site.template.find_outputs("*")
-    assert sorted(outputs) == sorted([OUTPUT_SITE_URL, OUTPUT_DISTRIBUTION_ID, OUTPUT_BUCKET_NAME, OUTPUT_KVS_ARN])
+    assert sorted(outputs) == sorted(
+        [OUTPUT_SITE_URL, OUTPUT_DISTRIBUTION_ID, OUTPUT_BUCKET_NAME, OUTPUT_KVS_ARN, OUTPUT_ROUTER_FUNCTION_NAME]
+    )
     assert all(output.get("Description") for output in outputs.values())
     assert outputs[OUTPUT_BUCKET_NAME]["Value"] == {"Ref": BUCKET_LOGICAL_ID}
     assert outputs[OUTPUT_KVS_ARN]["Value"] == {"Fn::GetAtt": [KVS_LOGICAL_ID, "Arn"]}
@@ -444,6 +447,8 @@ def test_outputs_name_what_the_release_tools_need(default_site: SynthesizedStack
     assert outputs[OUTPUT_SITE_URL]["Value"] == {
         "Fn::Join": ["", ["https://", {"Fn::GetAtt": [DISTRIBUTION_LOGICAL_ID, "DomainName"]}]]
     }
+    router = _functions_by_event(default_site.template)["viewer-request"]
+    assert outputs[OUTPUT_ROUTER_FUNCTION_NAME]["Value"] == router["Properties"]["Name"]
 
 
 def test_stack_is_named_and_described_after_the_site(custom_site: SynthesizedStack) -> None:

@@ -591,11 +591,18 @@ def test_pipeline_buckets_are_private_encrypted_tls_only_and_go_with_the_stack(
     source: str, synth: Callable[[str], SynthesizedStack]
 ) -> None:
     stack = synth(source)
+    pipeline = stack.stack.pipeline
+    assert pipeline is not None
     buckets = resources_of(stack.template_json, "AWS::S3::Bucket")
     policies = {
         p["Properties"]["Bucket"]["Ref"]: p for p in resources_of(stack.template_json, "AWS::S3::BucketPolicy").values()
     }
-    own = {k: v for k, v in buckets.items() if k != BUCKET_LOGICAL_ID}
+    mine = [
+        pipeline.artifact_bucket,
+        pipeline.cache_bucket,
+        *([pipeline.upload_bucket] if pipeline.upload_bucket else []),
+    ]
+    own = {stack.logical_id(bucket): buckets[stack.logical_id(bucket)] for bucket in mine}
 
     assert len(own) == (3 if source == "zip" else 2)
     for logical_id, bucket in own.items():
@@ -658,9 +665,10 @@ def test_outputs_add_what_deploy_and_status_need(
     stack = synth(source)
     outputs = stack.template_json["Outputs"]
 
-    assert sorted(outputs) == sorted(
-        [OUTPUT_SITE_URL, OUTPUT_DISTRIBUTION_ID, OUTPUT_BUCKET_NAME, OUTPUT_KVS_ARN, *extra]
-    )
+    pipeline_outputs = {OUTPUT_PIPELINE_NAME, OUTPUT_CONNECTION_ARN, OUTPUT_UPLOAD_LOCATION}
+    assert {key for key in outputs if key in pipeline_outputs} == set(extra)
+    assert {OUTPUT_SITE_URL, OUTPUT_DISTRIBUTION_ID, OUTPUT_BUCKET_NAME, OUTPUT_KVS_ARN} <= set(outputs)
+    assert all(outputs[key].get("Description") for key in extra)
     assert outputs[OUTPUT_PIPELINE_NAME]["Value"] == {"Ref": stack.logical_id(stack.stack.pipeline.pipeline)}  # type: ignore[union-attr]
 
 
