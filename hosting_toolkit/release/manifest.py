@@ -14,6 +14,7 @@ from hosting_toolkit.errors import InvalidInputError
 from hosting_toolkit.release.content import cache_control, content_type
 
 _CHUNK = 1024 * 1024
+_HASH_BATCH = 256
 #: Characters refused in release paths: they would not survive the router's path checks.
 _FORBIDDEN_PATH_CHARS = frozenset("\\\x00") | frozenset(chr(c) for c in range(32)) | {"\x7f"}
 
@@ -149,8 +150,11 @@ def scan_directory(
             on_progress(1)
         return FileEntry(rel, digest, size, content_type(rel), cache_control(rel))
 
+    # Batches keep the number of pending tasks (and their memory) small on 100,000-file builds.
+    entries: list[FileEntry] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        entries = list(pool.map(hash_one, found))
+        for start in range(0, len(found), _HASH_BATCH):
+            entries.extend(pool.map(hash_one, found[start : start + _HASH_BATCH]))
     if static_aliases:
         entries.extend(clean_url_aliases(entries))
     entries.sort(key=lambda e: e.path)
