@@ -35,6 +35,7 @@ from hosting_toolkit.pipeline.buildspec import (
 )
 from hosting_toolkit.pipeline.config_file import render_config
 from hosting_toolkit.release.records import PENDING_PREFIX
+from hosting_toolkit.site.infrastructure import PRIVATE_BUCKET
 
 #: What the build installs from the package asset: the package and the files its build needs. An
 #: allowlist, so nothing else in a checkout (a hosting.toml, an .env file, build output) is shipped.
@@ -214,10 +215,7 @@ class ReleasePipeline(Construct):
         bucket = s3.Bucket(
             self,
             construct_id,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
+            **PRIVATE_BUCKET,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             versioned=versioned,
             lifecycle_rules=[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_certificatemanager as acm
@@ -59,6 +60,15 @@ def security_headers(headers: HeadersConfig) -> cloudfront.ResponseSecurityHeade
     )
 
 
+#: Settings every bucket of the product shares: private, encrypted at rest, TLS 1.2+ only.
+PRIVATE_BUCKET: dict[str, Any] = {
+    "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+    "encryption": s3.BucketEncryption.S3_MANAGED,
+    "enforce_ssl": True,
+    "minimum_tls_version": 1.2,
+}
+
+
 class StaticSite(Construct):
     """A private, versioned S3 bucket of releases served only through a CloudFront distribution.
 
@@ -107,10 +117,7 @@ class StaticSite(Construct):
         self.bucket = s3.Bucket(
             self,
             "Bucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
+            **PRIVATE_BUCKET,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             versioned=versioned,
             lifecycle_rules=self._lifecycle_rules(versioned),

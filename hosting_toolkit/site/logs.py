@@ -15,6 +15,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from hosting_toolkit.site.infrastructure import PRIVATE_BUCKET
+
 #: Key prefix of the log files (``<prefix><distribution id>.<date>.<id>.gz``).
 ACCESS_LOG_PREFIX = "cloudfront/"
 #: How long a log file is kept unless the configuration says otherwise.
@@ -44,10 +46,7 @@ class AccessLogBucket(Construct):
         self.bucket = s3.Bucket(
             self,
             "Bucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
+            **PRIVATE_BUCKET,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[
                 s3.LifecycleRule(id="ExpireAccessLogs", expiration=retention),
