@@ -1,7 +1,8 @@
 import cf from 'cloudfront';
 // Viewer-request router (cloudfront-js-2.0): picks the release that serves a request and
 // rewrites the URI into that release's folder. The renderer inserts `const SITE` (mode, entry,
-// cohort lifetimes) after the import line and drops comment-only lines, so comment here freely.
+// cohort lifetimes, compiled rules) after the import line and drops comment-only lines, so
+// comment here freely. It keeps the `[rules]` blocks only for sites with rules or a www redirect.
 //
 // Names shared with the Python side; tests/unit/test_contract.py checks them against
 // hosting_toolkit/contract.py, so keep them as plain literals declared once.
@@ -135,31 +136,131 @@ function reply(statusCode, type, body) {
   return { statusCode: statusCode, headers: headers, cookies: {}, body: body };
 }
 
-// The same path and query without the preview parameters, so the token leaves the address bar.
-function previewRedirect(request, ask) {
+function badPath() {
+  return reply(400, 'text/plain; charset=utf-8', 'Bad request path.\n');
+}
+
+// The viewer's query string (names and values still encoded), without the names in `skip`.
+function queryOf(request, skip) {
   const q = request.querystring;
   let query = '';
   for (const name in q) {
-    if (name !== PREVIEW_PARAM && name !== TOKEN_PARAM) {
+    if (skip.indexOf(name) < 0) {
       (q[name].multiValue || [q[name]]).forEach((v) => { query += '&' + name + '=' + v.value; });
     }
   }
-  const response = reply(302, 'text/plain', '');
-  response.headers.location = { value: request.uri + (query ? '?' + query.slice(1) : '') };
+  return query.slice(1);
+}
+
+function redirect(status, location) {
+  const response = reply(status, 'text/plain', '');
+  response.headers.location = { value: location };
+  return response;
+}
+
+// The same path and query without the preview parameters, so the token leaves the address bar.
+function previewRedirect(request, ask) {
+  const query = queryOf(request, [PREVIEW_PARAM, TOKEN_PARAM]);
+  const response = redirect(302, request.uri + (query ? '?' + query : ''));
   response.cookies[PREVIEW_PARAM] = { value: ask[0] + '.' + ask[1], attributes: PREVIEW_COOKIE_ATTRIBUTES };
   return response;
 }
+
+// [rules]
+// Redirect, rewrite and header rules, compiled at synth time (hosting_toolkit/edge/rules.py) into
+// SITE.rules. A pattern holds one entry per path segment: the text it must equal, 0 for any one
+// non-empty segment (`:name`) or 1 for the rest of the path (`*`, last). A target holds literal
+// text and capture numbers. Matching compares whole segments of a path safePath accepted, and
+// what a rule builds is checked by safePath again: viewer text captured by `*` cannot lead out
+// of the release or turn a redirect into one to another host.
+const RULES_HEADER = 'x-hosting-rules';
+// Browsers may keep a permanent redirect; an hour lets a corrected rule take over soon.
+const PERMANENT_REDIRECT_CACHE = 'max-age=3600';
+
+// What the pattern's placeholders captured in the request's path segments, or null.
+function capture(segments, pattern) {
+  const found = [];
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i];
+    const s = segments[i + 1];
+    if (p === 1) {
+      found.push(segments.slice(i + 1).join('/'));
+      return found;
+    }
+    if (s === undefined || (p === 0 ? s === '' : s !== p)) return null;
+    if (p === 0) found.push(s);
+  }
+  return segments.length === pattern.length + 1 ? found : null;
+}
+
+function fill(target, found) {
+  let out = '';
+  for (let i = 0; i < target.length; i++) out += typeof target[i] === 'number' ? found[target[i]] : target[i];
+  return out;
+}
+
+// The viewer's query string is kept, after the target's own query if it has one.
+function ruleRedirect(request, status, target) {
+  const query = queryOf(request, []);
+  const response = redirect(status, query ? target + (target.indexOf('?') < 0 ? '?' : '&') + query : target);
+  if (status === 301 || status === 308) response.headers['cache-control'].value = PERMANENT_REDIRECT_CACHE;
+  return response;
+}
+
+// Answers the www redirect or the first matching redirect rule; else tags the request with the
+// numbers of the header rules matching the path the viewer asked for (the viewer-response function
+// only sees the rewritten URI) and returns the path to serve: the first matching rewrite's, or the
+// viewer's. Runs before any KVS read.
+function applyRules(request) {
+  const rules = SITE.rules;
+  const uri = request.uri;
+  if (rules.www && fieldValue(request.headers, 'host').toLowerCase() === rules.www[0]) {
+    return ruleRedirect(request, 301, 'https://' + rules.www[1] + uri);
+  }
+  const segments = uri.split('/');
+  for (let i = 0; i < rules.redirects.length; i++) {
+    const r = rules.redirects[i];
+    const found = capture(segments, r[0]);
+    if (found) {
+      const target = fill(r[1], found);
+      if (target[0] === '/' && !safePath(target)) return badPath();
+      return ruleRedirect(request, r[3], r[2] ? target + '?' + r[2] : target);
+    }
+  }
+  const tags = [];
+  for (let i = 0; i < rules.headers.length; i++) {
+    if (capture(segments, rules.headers[i])) tags.push(i);
+  }
+  // A viewer's own tag must never select header rules.
+  delete request.headers[RULES_HEADER];
+  if (tags.length) request.headers[RULES_HEADER] = { value: tags.join('.') };
+  for (let i = 0; i < rules.rewrites.length; i++) {
+    const found = capture(segments, rules.rewrites[i][0]);
+    if (found) {
+      const path = fill(rules.rewrites[i][1], found);
+      return safePath(path) ? path : badPath();
+    }
+  }
+  return uri;
+}
+// [/rules]
 
 const NOT_LIVE_PAGE = '<!doctype html><meta charset="utf-8"><title>Not published yet</title>' +
   '<h1>This site is not published yet</h1><p>No release is live. Please try again in a few minutes.</p>';
 
 async function handler(event) {
   const request = event.request;
-  if (!safePath(request.uri)) {
-    return reply(400, 'text/plain; charset=utf-8', 'Bad request path.\n');
-  }
+  if (!safePath(request.uri)) return badPath();
+  // [rules]
+  const ruled = applyRules(request);
+  if (typeof ruled !== 'string') return ruled;
+  // [/rules]
   const preview = await previewOf(request);
   if (preview && preview[2]) return previewRedirect(request, preview);
+  // [rules]
+  // Rewritten only now, so a preview redirect keeps the address the viewer asked for.
+  request.uri = ruled;
+  // [/rules]
   const path = mapPath(request.uri);
   let release = preview ? preview[0] : null;
   if (!release) {

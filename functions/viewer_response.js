@@ -2,7 +2,8 @@
 // a response in `x-release` and pins HTML viewers to it with the `__release` cookie, so the
 // assets a page asks for come from the same release (skew protection); keeps each page viewer's
 // canary cohort in the `__cohort` cookie. It never changes the cache key: the router's
-// rewritten URI already is. The renderer inserts `const SITE` (cohort lifetimes) at the top.
+// rewritten URI already is. The renderer inserts `const SITE` (cohort lifetimes, the headers of
+// `[[rules.headers]]`) at the top, and keeps the `[rules]` block only for sites with header rules.
 //
 // Names shared with the Python side; tests/unit/test_contract.py checks them against
 // hosting_toolkit/contract.py, so keep them as plain literals declared once.
@@ -70,8 +71,28 @@ function cohortCookie(event) {
   return { value: p[0] + '.' + p[1], attributes: COHORT_COOKIE_ATTRIBUTES + Math.min(SITE.cohortIdle, left) };
 }
 
+// [rules]
+// Header rules are matched by the router, on the path the viewer asked for (this function only
+// sees the rewritten /releases/<id>/... URI): it tags the request with the numbers of the matching
+// rules, and SITE.headers holds each rule's headers by number. CloudFront runs this function only
+// for origin responses below 400, so the headers are not added to errors.
+const RULES_HEADER = 'x-hosting-rules';
+
+function addRuleHeaders(event) {
+  const tag = event.request.headers[RULES_HEADER];
+  if (!tag) return;
+  tag.value.split('.').forEach((n) => {
+    const headers = SITE.headers[+n];
+    for (const name in headers) event.response.headers[name] = { value: headers[name] };
+  });
+}
+// [/rules]
+
 function handler(event) {
   const response = event.response;
+  // [rules]
+  addRuleHeaders(event);
+  // [/rules]
   const release = releaseOf(event);
   delete response.headers[RELEASE_METADATA_HEADER];
   response.headers[RELEASE_HEADER] = { value: release || 'none' };

@@ -93,6 +93,7 @@ class HostingStack(cdk.Stack):
             "Site",
             headers=config.headers,
             function_associations=self.router.function_associations,
+            not_found_status=config.errors.not_found_status(config.site.mode),
             comment=f"Releases of the '{name}' site",
             certificate=self.certificate,
             domain_names=domain.all_names,
@@ -105,13 +106,6 @@ class HostingStack(cdk.Stack):
             if domain.enabled and domain.hosted_zone_id
             else None
         )
-        if domain.redirect is not None:
-            source, target = domain.redirect
-            cdk.Annotations.of(self).add_warning_v2(
-                "hosting-toolkit:wwwRedirectPending",
-                f"domain.www_redirect: {source} is on the certificate and points at the distribution, but "
-                f"the 301 to {target} comes with the router's redirect rules; until then {source} serves the site.",
-            )
         distribution_domain = self.site.distribution.distribution_domain_name
         self.site_url = f"https://{domain.names[0]}" if domain.enabled else f"https://{distribution_domain}"
 
@@ -161,6 +155,7 @@ class HostingStack(cdk.Stack):
             site_bucket=self.site.bucket,
             release_store=self.router.store,
             site_url=site_url,
+            distribution=self.site.distribution,
         )
         self.pipeline = pipeline
         cdk.CfnOutput(

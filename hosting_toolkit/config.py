@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from hosting_toolkit.edge.rules import RulesConfig, header_rules, redirect_rules, rewrite_rules
 from hosting_toolkit.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "hosting.toml"
@@ -85,6 +86,10 @@ class ReleaseConfig:
 
 RolloutStrategy = Literal["all-at-once", "canary", "linear"]
 ROLLOUT_STRATEGIES: tuple[str, ...] = ("all-at-once", "canary", "linear")
+#: The longest rollout the pipeline runs, steps and bake time together.
+MAX_ROLLOUT_MINUTES = 1440
+#: Alarms a rollout reads in one DescribeAlarms page (100 at most), its own error-rate alarm included.
+MAX_ROLLOUT_ALARMS = 50
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,13 @@ class RolloutConfig:
       view (default one hour).
     cohort_max_seconds: a cohort is drawn again after this long, however active the viewer
       (default one day).
-    alarms: names of CloudWatch alarms that stop a rollout and roll it back (default none).
+    alarms: names of CloudWatch alarms (metric or composite, in the stack's region) that stop a
+      rollout and roll it back (default none).
+    error_rate_percent: the pipeline's own alarm fires when the distribution's 5xx error rate stays
+      above this for 2 of 3 minutes; 0 turns it off (default 5). CloudFront publishes the metric in
+      us-east-1 only, so the alarm is made only when the stack runs there.
+    approval: the pipeline waits for a person to approve each verified release before its rollout
+      starts (default false).
     """
 
     strategy: RolloutStrategy = "all-at-once"
@@ -111,6 +122,22 @@ class RolloutConfig:
     cohort_idle_seconds: int = 3600
     cohort_max_seconds: int = 86400
     alarms: tuple[str, ...] = ()
+    error_rate_percent: int | float = 5
+    approval: bool = False
+
+    def steps(self) -> tuple[tuple[int, int], ...]:
+        """The rollout as ``(percent of viewers, minutes watched)`` steps; the last is 100% for ``bake_minutes``."""
+        if self.strategy == "canary" and self.percent < 100:
+            return ((self.percent, self.interval_minutes), (100, self.bake_minutes))
+        if self.strategy == "linear" and self.percent < 100:
+            shares = range(self.percent, 100, self.percent)
+            return (*((share, self.interval_minutes) for share in shares), (100, self.bake_minutes))
+        return ((100, self.bake_minutes),)
+
+    @property
+    def total_minutes(self) -> int:
+        """How long a rollout takes at least: every step's watch."""
+        return sum(minutes for _, minutes in self.steps())
 
 
 @dataclass(frozen=True)
@@ -317,6 +344,32 @@ class WafConfig:
     web_acl_arn: str = ""
 
 
+#: Statuses a missing path may get in ``spa`` mode, with the entry page as its body.
+SPA_NOT_FOUND_STATUSES: tuple[int, ...] = (404, 200)
+
+
+@dataclass(frozen=True)
+class ErrorsConfig:
+    """The pages viewers get for a missing path or a failing origin, published from the live release.
+
+    not_found: (``static`` mode) the page of each release served with status 404 for a missing
+      path (default ``404.html``); a release without it, or an empty value, gets a built-in page.
+    server_error: the page of each release served when the origin fails (500, 502, 503, 504),
+      with that status (default ``500.html``); a release without it, or an empty value, gets a
+      built-in page.
+    spa_status: (``spa`` mode) the status of the entry page served for a missing path: 404
+      (default; browsers still run the app, while crawlers and asset loaders see a miss) or 200.
+    """
+
+    not_found: str = "404.html"
+    server_error: str = "500.html"
+    spa_status: int = 404
+
+    def not_found_status(self, mode: str) -> int:
+        """The status a missing path answers with in ``mode``."""
+        return self.spa_status if mode == "spa" else 404
+
+
 @dataclass(frozen=True)
 class HostingConfig:
     """The whole validated configuration."""
@@ -331,6 +384,8 @@ class HostingConfig:
     domain: DomainConfig = field(default_factory=DomainConfig)
     logs: LogsConfig = field(default_factory=LogsConfig)
     waf: WafConfig = field(default_factory=WafConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    errors: ErrorsConfig = field(default_factory=ErrorsConfig)
     path: Path | None = None
 
     @property
@@ -349,6 +404,8 @@ _SECTIONS: dict[str, type] = {
     "domain": DomainConfig,
     "logs": LogsConfig,
     "waf": WafConfig,
+    "rules": RulesConfig,
+    "errors": ErrorsConfig,
 }
 
 
@@ -421,6 +478,20 @@ def _validate_rollout(problems: list[str], r: RolloutConfig) -> None:
             f"rollout.cohort_max_seconds: {most} is shorter than rollout.cohort_idle_seconds ({idle}); "
             "the maximum lifetime must be at least the idle one"
         )
+    if not isinstance(r.approval, bool):
+        problems.append(f"rollout.approval: expected true or false, got {r.approval!r}")
+    rate = r.error_rate_percent
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 100:
+        problems.append(f"rollout.error_rate_percent: {rate!r} is not a percentage from 0 (off) to 100")
+    if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (r.percent, r.interval_minutes)) and (
+        isinstance(r.bake_minutes, int) and r.strategy in ROLLOUT_STRATEGIES
+    ):
+        total = r.total_minutes
+        if total > MAX_ROLLOUT_MINUTES:
+            problems.append(
+                f"rollout: the {r.strategy} rollout takes {total} minutes ({len(r.steps())} steps); "
+                f"keep it within {MAX_ROLLOUT_MINUTES} (a day): raise rollout.percent or shorten rollout.interval_minutes"
+            )
     if not isinstance(r.alarms, tuple):
         problems.append(f"rollout.alarms: expected a list of CloudWatch alarm names, got {r.alarms!r}")
         return
@@ -429,6 +500,11 @@ def _validate_rollout(problems: list[str], r: RolloutConfig) -> None:
             problems.append(f"rollout.alarms[{i}]: {name!r} is not an alarm name (1-255 characters)")
     if len(set(r.alarms)) != len(r.alarms):
         problems.append("rollout.alarms: lists an alarm more than once")
+    if len(r.alarms) > MAX_ROLLOUT_ALARMS:
+        problems.append(
+            f"rollout.alarms: {len(r.alarms)} alarms; a rollout watches at most {MAX_ROLLOUT_ALARMS} "
+            "(combine them in a composite alarm)"
+        )
 
 
 def _validate_verify(problems: list[str], v: VerifyConfig) -> None:
@@ -480,6 +556,9 @@ _CONVERT: dict[tuple[str, str], Callable[[list[str], Any], Any]] = {
     ("rollout", "alarms"): _as_tuple,
     ("build", "node_version"): _node_version,
     ("domain", "names"): _as_tuple,
+    ("rules", "redirects"): redirect_rules,
+    ("rules", "rewrites"): rewrite_rules,
+    ("rules", "headers"): header_rules,
 }
 
 
@@ -728,6 +807,21 @@ def _validate_waf(problems: list[str], waf: WafConfig) -> None:
         )
 
 
+_PAGE_PATH_RE = re.compile(r"^[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*(/[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*)*\.html?$")
+
+
+def _validate_errors(problems: list[str], e: ErrorsConfig) -> None:
+    for key in ("not_found", "server_error"):
+        value = getattr(e, key)
+        if value != "" and (not isinstance(value, str) or not _PAGE_PATH_RE.match(value)):
+            problems.append(
+                f"errors.{key}: {value!r} must be the path of an .html file inside the release, without "
+                "a leading '/' or '..' (e.g. '404.html'), or empty for the built-in page"
+            )
+    if e.spa_status not in SPA_NOT_FOUND_STATUSES or isinstance(e.spa_status, bool):
+        problems.append(f"errors.spa_status: {e.spa_status!r} is not supported; use 404 or 200")
+
+
 #: Sections that are typed alternatives, parsed by their own function.
 _ALTERNATIVES: dict[str, Callable[[list[str], dict[str, Any]], Any]] = {"source": _parse_source}
 
@@ -767,6 +861,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> HostingConfi
     _validate_domain(problems, config.domain)
     _validate_logs(problems, config.logs)
     _validate_waf(problems, config.waf)
+    _validate_errors(problems, config.errors)
     if problems:
         raise ConfigError(problems, str(path) if path else None)
     return config

@@ -19,6 +19,18 @@ PREVIEW_TOKEN_KEY = "preview-token"
 RELEASES_PREFIX = "releases/"
 #: Bucket prefix of release records and history; never routable.
 META_PREFIX = "_meta/"
+#: Bucket prefix of the error pages CloudFront's custom error responses fetch by a fixed path
+#: (no viewer-request function runs for that fetch); never routable: the router maps every path
+#: into ``releases/<id>/``. The release engine publishes them from the live release.
+ERROR_PAGES_PREFIX = "errors/"
+#: The page for a missing path: the live release's not-found page, or its entry page in ``spa`` mode.
+NOT_FOUND_PAGE_KEY = f"{ERROR_PAGES_PREFIX}404.html"
+#: The page for a failing origin (5xx).
+SERVER_ERROR_PAGE_KEY = f"{ERROR_PAGES_PREFIX}5xx.html"
+#: Origin statuses answered with the not-found page: S3 answers 403 instead of 404 without list access.
+NOT_FOUND_STATUSES = (403, 404)
+#: Origin statuses answered with the server-error page, keeping their status.
+SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 #: Response header naming the release that served a response.
 RELEASE_HEADER = "x-release"
 #: S3 user metadata key carried by every release object (CloudFront returns ``x-amz-meta-release``).
@@ -57,6 +69,13 @@ def is_release_id(value: str) -> bool:
 def release_prefix(release_id: str) -> str:
     """Bucket prefix of one release's files."""
     return f"{RELEASES_PREFIX}{release_id}/"
+
+
+def error_responses(not_found_status: int) -> dict[int, tuple[str, int]]:
+    """The distribution's custom error responses: origin status -> (page key, status sent to the viewer)."""
+    responses = {status: (NOT_FOUND_PAGE_KEY, not_found_status) for status in NOT_FOUND_STATUSES}
+    responses.update({status: (SERVER_ERROR_PAGE_KEY, status) for status in SERVER_ERROR_STATUSES})
+    return responses
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from hosting_toolkit import __version__
 from hosting_toolkit.cli import functions, project, rollout
 from hosting_toolkit.cli.output import emit_json, emit_line, err
 from hosting_toolkit.cli.session import Session, session_of
-from hosting_toolkit.contract import RoutingState
+from hosting_toolkit.contract import RoutingState, is_release_id
 from hosting_toolkit.errors import InvalidInputError, ToolkitError
+from hosting_toolkit.release.retract import retract
 from hosting_toolkit.release.routing import RoutingChange
 
 #: Exit code of an interrupted command (128 + SIGINT), as shells report it.
@@ -179,10 +180,43 @@ def rollback(
     to: Annotated[
         str | None, typer.Option("--to", metavar="ID", help="Release to return to [default: the previous live one].")
     ] = None,
+    from_release: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="ID",
+            help="Only if ID has viewers: abort it as a canary, or roll back from it if live; else change nothing.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the state change as JSON.")] = False,
 ) -> None:
     """Return traffic to the previous live release (or --to ID): one write, nothing rebuilt."""
-    change = session_of(ctx).engine(progress=False).rollback(to)
+    engine = session_of(ctx).engine(progress=False)
+    if from_release is None:
+        _report_switch(engine.rollback(to), "rolled back to", as_json)
+        return
+    if to is not None:
+        raise InvalidInputError("use either --to ID or --from ID")
+    if not is_release_id(from_release):
+        raise InvalidInputError(f"{from_release!r} is not a valid release id")
+    change = retract(engine, from_release)
+    if change is None:
+        state = engine.status()
+        if as_json:
+            emit_json({"before": _state_json(state), "after": _state_json(state), "attempts": 0})
+            return
+        err.print(f"{from_release} has no viewers (live: {state.live or 'nothing'}); nothing changed")
+        emit_line(state.live or "")
+        return
+    if change.before.canary == from_release and change.after.canary is None:
+        if as_json:
+            emit_json(
+                {"before": _state_json(change.before), "after": _state_json(change.after), "attempts": change.attempts}
+            )
+            return
+        err.print(f"canary {from_release} stopped; every viewer gets [bold]{change.after.live}[/]")
+        emit_line(change.after.live or "")
+        return
     _report_switch(change, "rolled back to", as_json)
 
 

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, cast
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hosting_toolkit.cli.output import emit_line, err
+from hosting_toolkit.cli.output import emit_json, emit_line, err
 from hosting_toolkit.cli.session import Session, session_of
 from hosting_toolkit.config import (
     DEFAULT_CONFIG_FILE,
@@ -36,13 +36,20 @@ from hosting_toolkit.config import (
     ZipSource,
     parse_config,
 )
-from hosting_toolkit.contract import OUTPUT_BUCKET_NAME, OUTPUT_CONNECTION_ARN, OUTPUT_SITE_URL, OUTPUT_UPLOAD_LOCATION
+from hosting_toolkit.contract import (
+    OUTPUT_BUCKET_NAME,
+    OUTPUT_CONNECTION_ARN,
+    OUTPUT_DISTRIBUTION_DOMAIN_NAME,
+    OUTPUT_SITE_URL,
+    OUTPUT_UPLOAD_LOCATION,
+)
 from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError
 from hosting_toolkit.pipeline.buildspec import PROJECT_ROOT, default_build
 from hosting_toolkit.pipeline.config_file import render_config
 from hosting_toolkit.pipeline.detect import Detection, detect
 from hosting_toolkit.pipeline.executions import latest_run
 from hosting_toolkit.pipeline.frameworks import PACKAGE_MANAGER_RECIPES, RECIPES
+from hosting_toolkit.site.dns import CERTIFICATE_REGION, DnsRecord, ValidationWatcher, certificate_stack, site_records
 
 #: Environment of the CDK CLI: no version check (offline), no Node.js end-of-life banner from jsii.
 CDK_ENVIRONMENT = {"CDK_DISABLE_VERSION_CHECK": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
@@ -82,17 +89,23 @@ def cdk_command(
     *,
     outputs_file: Path | None = None,
     approve: bool = False,
+    progress: Literal["events"] | None = None,
 ) -> list[str]:
-    """The ``npx cdk`` command line of ``deploy`` or ``destroy`` for one site's configuration file.
+    """The ``npx cdk`` command line of ``deploy`` or ``destroy`` of one stack for one site's configuration file.
 
-    ``deploy`` names the hosting stack (the CDK CLI deploys the stacks it depends on, such as a
-    us-east-1 certificate stack, first); ``destroy`` takes ``--all``: the app holds only this site's stacks.
+    Without ``--exclusively``: ``deploy`` of the hosting stack deploys the stacks it depends on (a
+    us-east-1 certificate stack) first, and ``destroy`` of a certificate stack removes the hosting
+    stack using it, if still there, first. ``progress="events"`` makes the CDK CLI report stack
+    events line by line instead of redrawing a block of the terminal, which lines printed meanwhile
+    would break.
     """
-    command = ["npx", "cdk", action, "--all" if action == "destroy" else stack]
+    command = ["npx", "cdk", action, stack]
     if config_file is not None:
         command += ["-c", f"config={config_file}"]
     if action == "deploy":
         command += ["--require-approval", "never" if approve else "broadening"]
+        if progress is not None:
+            command += ["--progress", progress]
         if outputs_file is not None:
             command += ["--outputs-file", str(outputs_file)]
     elif action == "destroy":
@@ -135,11 +148,18 @@ def config_file_of(config: HostingConfig, root: Path) -> Path | None:
 
 @dataclass(frozen=True)
 class Deployment:
-    """What ``deploy`` did: the stack, its outputs and the connection's state when it has one."""
+    """What ``deploy`` did: the stack, its outputs, the connection's state and the DNS records to create.
+
+    ``validation_records``: the certificate's, printed while the deploy waited for them;
+    ``dns_records``: those pointing the site's names at the distribution. Both only for a domain
+    whose DNS is outside Route 53.
+    """
 
     stack: str
     outputs: dict[str, str]
     connection_status: str | None = None
+    validation_records: tuple[DnsRecord, ...] = ()
+    dns_records: tuple[DnsRecord, ...] = ()
 
 
 def connection_status(session: Any, arn: str) -> str | None:
@@ -161,23 +181,68 @@ def connection_console_url(arn: str) -> str:
     )
 
 
-def deploy_stack(config: HostingConfig, *, approve: bool, root: Path, session: Any, run: Runner) -> Deployment:
-    """Run ``cdk deploy`` for the site's stack and read back its outputs."""
+def deploy_stack(
+    config: HostingConfig,
+    *,
+    approve: bool,
+    root: Path,
+    session: Any,
+    run: Runner,
+    say: Callable[[str], None],
+) -> Deployment:
+    """Run ``cdk deploy`` for the site's stack (and the certificate stack it needs) and read back its outputs.
+
+    For a domain whose DNS is outside Route 53, the certificate's validation records are printed
+    with ``say`` as soon as ACM has them, while the deploy waits for them.
+    """
     config_file = config_file_of(config, root)
+    watcher = ValidationWatcher(session, config, say)
     with tempfile.TemporaryDirectory(prefix="hosting-deploy-") as tmp:
         outputs_file = Path(tmp) / "outputs.json"
-        command = cdk_command("deploy", config.stack_name, config_file, outputs_file=outputs_file, approve=approve)
-        code = run(command, cdk_environment(os.environ), root)
+        command = cdk_command(
+            "deploy",
+            config.stack_name,
+            config_file,
+            outputs_file=outputs_file,
+            approve=approve,
+            progress="events" if watcher.active else None,
+        )
+        with watcher:
+            code = run(command, cdk_environment(os.environ), root)
         if code != 0:
             raise BackendError(f"cdk deploy of {config.stack_name} failed (exit code {code}); its output says why")
         try:
             outputs = json.loads(outputs_file.read_text(encoding="utf-8")).get(config.stack_name, {})
         except (OSError, ValueError) as exc:
             raise BackendError(f"cdk deploy wrote no readable outputs ({exc})") from exc
+    outputs = {str(k): str(v) for k, v in outputs.items()}
     status = None
     if isinstance(config.source, CodeConnectionsSource) and outputs.get(OUTPUT_CONNECTION_ARN):
         status = connection_status(session, outputs[OUTPUT_CONNECTION_ARN])
-    return Deployment(config.stack_name, {str(k): str(v) for k, v in outputs.items()}, status)
+    records: tuple[DnsRecord, ...] = ()
+    if config.domain.enabled and not config.domain.hosted_zone_id and outputs.get(OUTPUT_DISTRIBUTION_DOMAIN_NAME):
+        records = tuple(site_records(config, outputs[OUTPUT_DISTRIBUTION_DOMAIN_NAME]))
+    return Deployment(config.stack_name, outputs, status, tuple(watcher.printed), records)
+
+
+def dns_lines(config: HostingConfig, deployment: Deployment) -> list[str]:
+    """What a deploy says about the site's DNS: who manages its records, or the records to create."""
+    domain = config.domain
+    if not domain.enabled:
+        return []
+    names = ", ".join(domain.all_names)
+    if domain.hosted_zone_id:
+        return [
+            f"DNS: the stack manages the records of {names} (certificate validation, A and AAAA aliases) "
+            f"in the Route 53 zone {domain.hosted_zone_name} ({domain.hosted_zone_id})"
+        ]
+    if not deployment.dns_records:
+        return [f"point {names} at the distribution's domain name with your DNS provider"]
+    return [
+        "point the site's names at the distribution with these DNS records at your DNS provider "
+        "(at a zone's apex, its ALIAS, ANAME or CNAME flattening):",
+        *(f"  {record}" for record in deployment.dns_records),
+    ]
 
 
 def next_steps(config: HostingConfig, deployment: Deployment) -> list[str]:
@@ -267,6 +332,27 @@ def stack_buckets(cloudformation: Any, stack: str) -> StackBuckets:
     return StackBuckets(site, tuple(b for b in buckets if b != site))
 
 
+def stack_exists(cloudformation: Any, stack: str) -> bool:
+    """Whether ``stack`` is deployed (in any state) in the client's region."""
+    try:
+        cloudformation.describe_stacks(StackName=stack)
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return False
+        raise BackendError(f"reading stack {stack} failed: {exc}") from exc
+    except BotoCoreError as exc:
+        raise BackendError(f"reading stack {stack} failed: {exc}") from exc
+    return True
+
+
+@dataclass(frozen=True)
+class Teardown:
+    """What ``destroy`` removed: the stacks, in order, and the hosting stack's buckets."""
+
+    stacks: tuple[str, ...]
+    buckets: StackBuckets
+
+
 def destroy_stack(
     config: HostingConfig,
     *,
@@ -275,14 +361,61 @@ def destroy_stack(
     session: Any,
     run: Runner,
     say: Callable[[str], None],
-) -> StackBuckets:
-    """Remove the site's stack; the pipeline's buckets are emptied first so CloudFormation can delete them.
+) -> Teardown:
+    """Remove the site's stack, then its us-east-1 certificate stack when it has one.
 
-    The site bucket is retained by the stack; with ``delete_content`` it is emptied (every version)
-    before the stack goes, so a failure leaves the stack to retry with, then deleted after.
+    The pipeline's buckets are emptied first so CloudFormation can delete them. The site bucket is
+    retained by the stack; with ``delete_content`` it is emptied (every version) before the stack
+    goes, so a failure leaves the stack to retry with, then deleted after. The certificate stack
+    goes last: CloudFront uses its certificate until the hosting stack is gone. When only the
+    certificate stack is left (a failed first deploy, or a destroy stopped between the two), it is
+    removed alone.
     """
     config_file = config_file_of(config, root)
-    buckets = stack_buckets(session.client("cloudformation"), config.stack_name)
+    certificate = certificate_stack(config, session.region_name)
+    if certificate is not None and not stack_exists(
+        session.client("cloudformation", region_name=CERTIFICATE_REGION), certificate
+    ):
+        certificate = None
+    buckets: StackBuckets | None
+    try:
+        buckets = stack_buckets(session.client("cloudformation"), config.stack_name)
+    except NotFoundError:
+        if certificate is None:
+            raise
+        buckets = None
+    destroyed: list[str] = []
+    if buckets is None:
+        say(f"{config.stack_name} is not deployed; destroying its certificate stack {certificate} alone")
+    else:
+        _destroy_hosting_stack(
+            config, buckets, config_file, delete_content=delete_content, root=root, session=session, run=run, say=say
+        )
+        destroyed.append(config.stack_name)
+    if certificate is not None:
+        say(f"destroying the certificate stack {certificate} in {CERTIFICATE_REGION}")
+        code = run(cdk_command("destroy", certificate, config_file), cdk_environment(os.environ), root)
+        if code != 0:
+            gone = f"{config.stack_name} is gone, but " if destroyed else ""
+            raise BackendError(
+                f"{gone}cdk destroy of {certificate} failed (exit code {code}); its output says why, "
+                "then run destroy again"
+            )
+        destroyed.append(certificate)
+    return Teardown(tuple(destroyed), buckets or StackBuckets("", ()))
+
+
+def _destroy_hosting_stack(
+    config: HostingConfig,
+    buckets: StackBuckets,
+    config_file: Path | None,
+    *,
+    delete_content: bool,
+    root: Path,
+    session: Any,
+    run: Runner,
+    say: Callable[[str], None],
+) -> None:
     s3 = session.client("s3")
     for bucket in buckets.others:
         say(f"emptying s3://{bucket}: {empty_bucket(s3, bucket)} objects deleted")
@@ -298,7 +431,6 @@ def destroy_stack(
         except (BotoCoreError, ClientError) as exc:
             raise BackendError(f"the stack is gone, but deleting s3://{buckets.site} failed: {exc}") from exc
         say(f"deleted the site bucket s3://{buckets.site}")
-    return buckets
 
 
 # -- init ---------------------------------------------------------------------------------------
@@ -491,19 +623,28 @@ def deploy(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Deploy without asking to approve IAM and security changes.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the stack's outputs and the DNS records to create as JSON.")
+    ] = False,
 ) -> None:
-    """Deploy the site's stack with the pinned CDK CLI and print its address and what to do next."""
+    """Deploy the site's stacks with the pinned CDK CLI; print the address, DNS records to create and next steps."""
     session = session_of(ctx)
     config = session.config
     root = project_root()
+    aws = session_factory()
     what = f"with its release pipeline ({_source_line(config.source)})" if config.source else "without a pipeline"
-    err.print(f"deploying [bold]{config.stack_name}[/] {what}")
-    deployment = deploy_stack(config, approve=yes, root=root, session=session_factory(), run=runner)
+    certificate = certificate_stack(config, aws.region_name)
+    first = f", after its certificate stack {certificate} in {CERTIFICATE_REGION}" if certificate else ""
+    err.print(f"deploying [bold]{config.stack_name}[/] {what}{first}")
+    deployment = deploy_stack(config, approve=yes, root=root, session=aws, run=runner, say=err.print)
     url = deployment.outputs.get(OUTPUT_SITE_URL, "")
     err.print(f"[green]deployed[/] {deployment.stack}: {url}")
-    for line in next_steps(config, deployment):
+    for line in [*dns_lines(config, deployment), *next_steps(config, deployment)]:
         err.print(line)
-    emit_line(url)
+    if as_json:
+        emit_json({"site_url": url, **asdict(deployment)})
+    else:
+        emit_line(url)
 
 
 def destroy(
@@ -514,17 +655,23 @@ def destroy(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Remove everything the site's stack made; the site bucket and its releases stay unless --delete-content."""
+    """Remove everything the site's stacks made; the site bucket and its releases stay unless --delete-content."""
     session = session_of(ctx)
     config = session.config
     root = project_root()
-    kept = "and DELETE every release in the site bucket" if delete_content else "keeping the site bucket"
-    if not yes and not typer.confirm(f"destroy {config.stack_name}, {kept}?", err=True):
-        raise typer.Exit(1)
-    buckets = destroy_stack(
-        config, delete_content=delete_content, root=root, session=session_factory(), run=runner, say=err.print
+    aws = session_factory()
+    certificate = certificate_stack(config, aws.region_name)
+    stacks = (
+        f"{config.stack_name} and its certificate stack {certificate} in {CERTIFICATE_REGION}"
+        if certificate
+        else config.stack_name
     )
-    err.print(f"[green]destroyed[/] {config.stack_name}")
+    kept = "and DELETE every release in the site bucket" if delete_content else "keeping the site bucket"
+    if not yes and not typer.confirm(f"destroy {stacks}, {kept}?", err=True):
+        raise typer.Exit(1)
+    teardown = destroy_stack(config, delete_content=delete_content, root=root, session=aws, run=runner, say=err.print)
+    err.print(f"[green]destroyed[/] {' and '.join(teardown.stacks)}")
+    buckets = teardown.buckets
     if buckets.site and not delete_content:
         err.print(
             f"kept s3://{buckets.site} with its releases; delete it with the stack next time with --delete-content"

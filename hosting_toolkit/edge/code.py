@@ -2,16 +2,22 @@
 
 Rendering keeps a file's leading ``import`` lines first, declares the synth-time settings as one
 ``const SITE`` line after them (for functions that take settings), and drops blank lines,
-comment-only lines and indentation: every byte counts against CloudFront's 10 KB limit. The CDK
-app, the local edge server and the tests all run this same rendered code.
+comment-only lines and indentation: every byte counts against CloudFront's 10 KB limit. Lines
+between the comment lines ``// [name]`` and ``// [/name]`` are kept only when ``name`` is one of
+the blocks asked for: the code applying ``[rules]`` is deployed only to sites that have rules.
+The CDK app, the local edge server and the tests all run this same rendered code.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Collection
 from pathlib import Path
 
 from hosting_toolkit.config import HostingConfig
+from hosting_toolkit.edge.rules import response_headers, router_rules
+from hosting_toolkit.errors import ConfigError
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 ROUTER_FILE = FUNCTIONS_DIR / "router.js"
@@ -19,9 +25,17 @@ VIEWER_RESPONSE_FILE = FUNCTIONS_DIR / "viewer_response.js"
 
 #: Deployed size budget of the router; CloudFront's hard limit is 10 KB.
 ROUTER_SIZE_BUDGET = 6144
+#: The router's budget with ``[rules]`` or a www redirect (the rule code and the compiled rules),
+#: leaving headroom under CloudFront's limit.
+ROUTER_RULES_SIZE_BUDGET = 9216
 #: Deployed size budget of the viewer-response function.
 VIEWER_RESPONSE_SIZE_BUDGET = 3072
+#: The viewer-response function's budget with ``[[rules.headers]]`` (their values are in its code).
+VIEWER_RESPONSE_RULES_SIZE_BUDGET = 9216
 CLOUDFRONT_FUNCTION_LIMIT = 10 * 1024
+#: The block of each function file holding the code that applies ``[rules]``.
+RULES_BLOCK = "rules"
+_BLOCK_MARK = re.compile(r"^// \[(/?)([a-z-]+)\]$")
 
 
 def site_settings(config: HostingConfig) -> dict[str, object]:
@@ -34,13 +48,52 @@ def site_settings(config: HostingConfig) -> dict[str, object]:
     }
 
 
-def render(source: Path, settings: dict[str, object] | None = None) -> str:
+def router_settings(config: HostingConfig) -> dict[str, object]:
+    """The router's ``SITE``: the shared settings, and the compiled rules when the site has any."""
+    settings = site_settings(config)
+    if _router_has_rules(config):
+        settings["rules"] = router_rules(config.rules, config.domain.redirect)
+    return settings
+
+
+def viewer_response_settings(config: HostingConfig) -> dict[str, object]:
+    """The viewer-response function's ``SITE``: the shared settings, and the header rules' headers when there are any."""
+    settings = site_settings(config)
+    if config.rules.headers:
+        settings["headers"] = response_headers(config.rules)
+    return settings
+
+
+def _router_has_rules(config: HostingConfig) -> bool:
+    return bool(config.rules.count or config.domain.redirect)
+
+
+def _lines(source: Path, blocks: Collection[str]) -> list[str]:
+    """The stripped code lines of ``source``, without comments and without the blocks not in ``blocks``."""
+    kept: list[str] = []
+    open_block: str | None = None
+    for number, raw in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        mark = _BLOCK_MARK.match(line)
+        if mark:
+            closing, name = mark[1] == "/", mark[2]
+            if closing != (open_block is not None) or (closing and name != open_block):
+                raise ValueError(f"{source.name}:{number}: unbalanced block mark {line!r}")
+            open_block = None if closing else name
+        elif line and not line.startswith("//") and (open_block is None or open_block in blocks):
+            kept.append(line)
+    if open_block is not None:
+        raise ValueError(f"{source.name}: block [{open_block}] is never closed")
+    return kept
+
+
+def render(source: Path, settings: dict[str, object] | None = None, *, blocks: Collection[str] = ()) -> str:
     """Deployed code of one function file, with ``settings`` (when given) declared as ``SITE``.
 
     Lines are stripped one by one, so a function must not hold multi-line template literals.
+    Blocks (``// [name]`` ... ``// [/name]``, not nested) are kept only when named in ``blocks``.
     """
-    lines = (line.strip() for line in source.read_text(encoding="utf-8").splitlines())
-    body = [line for line in lines if line and not line.startswith("//")]
+    body = _lines(source, blocks)
     imports = 0
     while imports < len(body) and body[imports].startswith("import "):
         imports += 1
@@ -52,20 +105,32 @@ def render(source: Path, settings: dict[str, object] | None = None) -> str:
     return "\n".join([*head, *body[imports:]]) + "\n"
 
 
-def _within_budget(name: str, code: str, budget: int) -> str:
+def _within_budget(config: HostingConfig, name: str, code: str, budget: int, rules: str) -> str:
+    """``code`` if it fits ``budget``; else a ``ConfigError`` naming the budget, the size and the rules that fill it."""
     size = len(code.encode())
     if size > budget:
-        raise ValueError(f"{name} function is {size} bytes, over its budget of {budget} bytes")
+        hint = "; remove rules, or merge them into fewer patterns (':name' and '*' match many paths)" if rules else ""
+        raise ConfigError(
+            [f"{name} function is {size:,} bytes{rules}, over its budget of {budget:,} bytes{hint}"],
+            str(config.path) if config.path else None,
+        )
     return code
 
 
 def render_router(config: HostingConfig) -> str:
-    """Deployed code of the viewer-request router; raises ``ValueError`` over its size budget."""
-    return _within_budget("router", render(ROUTER_FILE, site_settings(config)), ROUTER_SIZE_BUDGET)
+    """Deployed code of the viewer-request router; raises ``ConfigError`` over its size budget."""
+    if not _router_has_rules(config):
+        return _within_budget(config, "router", render(ROUTER_FILE, site_settings(config)), ROUTER_SIZE_BUDGET, "")
+    code = render(ROUTER_FILE, router_settings(config), blocks=(RULES_BLOCK,))
+    www = " and the www redirect" if config.domain.redirect else ""
+    return _within_budget(config, "router", code, ROUTER_RULES_SIZE_BUDGET, f" with {config.rules.count} rules{www}")
 
 
 def render_viewer_response(config: HostingConfig) -> str:
-    """Deployed code of the viewer-response function; raises ``ValueError`` over its size budget."""
-    return _within_budget(
-        "viewer-response", render(VIEWER_RESPONSE_FILE, site_settings(config)), VIEWER_RESPONSE_SIZE_BUDGET
-    )
+    """Deployed code of the viewer-response function; raises ``ConfigError`` over its size budget."""
+    if not config.rules.headers:
+        code = render(VIEWER_RESPONSE_FILE, site_settings(config))
+        return _within_budget(config, "viewer-response", code, VIEWER_RESPONSE_SIZE_BUDGET, "")
+    code = render(VIEWER_RESPONSE_FILE, viewer_response_settings(config), blocks=(RULES_BLOCK,))
+    rules = f" with {len(config.rules.headers)} header rules"
+    return _within_budget(config, "viewer-response", code, VIEWER_RESPONSE_RULES_SIZE_BUDGET, rules)

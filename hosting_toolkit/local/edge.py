@@ -1,7 +1,8 @@
 """The local edge: what CloudFront does for one request, with the very same function code.
 
 Viewer-request router -> (the response it generated) or the object from the local target's bucket
--> viewer-response function -> the response headers policy's security headers.
+-> viewer-response function -> the response headers policy's security headers. An origin error the
+distribution has a custom error response for is answered with its error page instead.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
 from hosting_toolkit.config import HeadersConfig, HostingConfig
-from hosting_toolkit.contract import RELEASE_HEADER
+from hosting_toolkit.contract import RELEASE_HEADER, RELEASE_METADATA_KEY, error_responses
 from hosting_toolkit.edge.code import render_router, render_viewer_response
 from hosting_toolkit.edge.events import (
     http_response,
@@ -23,8 +25,9 @@ from hosting_toolkit.edge.events import (
     viewer_response_event,
 )
 from hosting_toolkit.edge.sandbox import FunctionSandbox
+from hosting_toolkit.errors import BackendError
 from hosting_toolkit.release.kvs import LocalKeyValueStore
-from hosting_toolkit.release.storage import ObjectStore
+from hosting_toolkit.release.storage import ObjectStore, StoredObject
 
 ROUTER = "router"
 VIEWER_RESPONSE = "viewer-response"
@@ -66,8 +69,21 @@ def new_request_id() -> str:
     return secrets.token_urlsafe(42)
 
 
-def _text(status: int, reason: str, message: str) -> tuple[int, str, list[tuple[str, str]], bytes]:
+#: A response before the edge's own headers: status, reason, headers, body.
+_Answer = tuple[int, str, list[tuple[str, str]], bytes]
+
+
+def _text(status: int, reason: str, message: str) -> _Answer:
     return status, reason, [("content-type", "text/plain; charset=utf-8")], message.encode()
+
+
+def _object_headers(obj: StoredObject) -> list[tuple[str, str]]:
+    """The headers S3 sends with an object: its stored type, ETag, Cache-Control and user metadata."""
+    headers = [("content-type", obj.content_type), ("etag", obj.etag)]
+    if obj.cache_control:
+        headers.append(("cache-control", obj.cache_control))
+    headers.extend((f"x-amz-meta-{k}", v) for k, v in obj.metadata.items())
+    return headers
 
 
 class LocalEdge:
@@ -92,6 +108,7 @@ class LocalEdge:
         self.sandbox = sandbox
         self.request_ids = request_ids
         self._policy_headers = security_headers(config.headers)
+        self._error_responses = error_responses(config.errors.not_found_status(config.site.mode))
         sandbox.load(ROUTER, render_router(config))
         sandbox.load(VIEWER_RESPONSE, render_viewer_response(config))
 
@@ -123,7 +140,16 @@ class LocalEdge:
                 method,
             )
         request: dict[str, Any] = routed.result
-        status, reason, origin_headers, body = self._origin(method, request, headers)
+        answer = self._origin(method, request, headers)
+        origin_status = answer[0]
+        if origin_status in self._error_responses:
+            answer = self._custom_error(answer)
+        status, reason, origin_headers, body = answer
+        if origin_status >= 400:
+            # As CloudFront: no viewer-response function once the origin answered 400 or more, error
+            # pages included, so no x-release and no cookies; the object's own release metadata passes.
+            meta = next((v for k, v in origin_headers if k.lower() == f"x-amz-meta-{RELEASE_METADATA_KEY}"), None)
+            return self._finish(status, reason, origin_headers, body, meta, routed.kvs_reads, started, method)
         response_event = viewer_response_event(
             request, status, origin_headers, client_ip=client_ip, request_id=request_id
         )
@@ -137,24 +163,37 @@ class LocalEdge:
         release = next((v for k, v in final.headers if k.lower() == RELEASE_HEADER), None)
         return self._finish(final.status, final.reason, final.headers, body, release, routed.kvs_reads, started, method)
 
-    def _origin(
-        self, method: str, request: dict[str, Any], viewer_headers: list[tuple[str, str]]
-    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    def _origin(self, method: str, request: dict[str, Any], viewer_headers: list[tuple[str, str]]) -> _Answer:
         """What S3 answers through Origin Access Control with read and list access."""
         if method not in _ALLOWED_METHODS:
             return _text(403, "Forbidden", "method not allowed by this distribution\n")
         key = unquote(str(request.get("uri", "/")))[1:]
-        obj = self.store.get_object(key) if key else None
+        try:
+            obj = self.store.get_object(key) if key else None
+        except BackendError as exc:
+            return _text(502, "Bad Gateway", f"the origin failed: {exc}\n")
         if obj is None:
             return _text(404, "Not Found", "not found\n")
-        headers = [("content-type", obj.content_type), ("etag", obj.etag)]
-        if obj.cache_control:
-            headers.append(("cache-control", obj.cache_control))
-        headers.extend((f"x-amz-meta-{k}", v) for k, v in obj.metadata.items())
+        headers = _object_headers(obj)
         if_none_match = next((v for k, v in viewer_headers if k.lower() == "if-none-match"), None)
         if if_none_match and obj.etag in [t.strip() for t in if_none_match.split(",")]:
             return 304, "Not Modified", headers, b""
         return 200, "OK", headers, obj.body
+
+    def _custom_error(self, origin: _Answer) -> _Answer:
+        """The distribution's custom error response to an origin error: its page, with its status.
+
+        Without the page, CloudFront answers with what fetching the page got: S3's 404 for a missing
+        key, or an error when the bucket itself fails.
+        """
+        key, status = self._error_responses[origin[0]]
+        try:
+            page = self.store.get_object(key)
+        except BackendError:
+            return origin
+        if page is None:
+            return _text(404, "Not Found", "not found\n")
+        return status, HTTPStatus(status).phrase, _object_headers(page), page.body
 
     def _finish(
         self,

@@ -51,25 +51,49 @@ ENTER_APP_ROOT = f'cd "$CODEBUILD_SRC_DIR/${ENV_APP_ROOT}"'
 #: Writes the configuration the stack was synthesized with where ``--config`` (by its variable) reads it.
 WRITE_CONFIG_COMMAND = f'printf \'%s\\n\' "${ENV_SITE_CONFIG}" > "${ENV_CONFIG}"'
 
-#: The post-build step. It releases the build output only if the build succeeded: a git commit
-#: gives the release id (its first 12 characters) and the revision; a ZIP upload gives no id, so
-#: the engine derives it from the content. A commit built before whose build is not byte-for-byte
-#: reproducible conflicts with its earlier release (exit code 4): that release is made live again.
+#: The release the build staged, exported to the pipeline's later stages (``#{Build.<name>}``).
+ENV_RELEASE_ID = "HOSTING_TOOLKIT_RELEASE_ID"
+#: What one run of the operator project does: ``verify``, ``shift`` or ``retract`` (see ``OPERATE_COMMAND``).
+ENV_STEP = "HOSTING_TOOLKIT_STEP"
+#: The share of viewers a ``shift`` gives the release, 1-100.
+ENV_PERCENT = "HOSTING_TOOLKIT_PERCENT"
+
+#: The post-build step. It stages the build output as a release, only if the build succeeded, and
+#: switches no traffic: the pipeline verifies the release, may wait for an approval, and the rollout
+#: state machine moves viewers to it. A git commit gives the release id (its first 12 characters)
+#: and the revision; a ZIP upload gives no id, so the engine derives it from the content. A commit
+#: built before whose build is not byte-for-byte reproducible conflicts with its earlier release
+#: (exit code 4): that earlier release is the one rolled out again.
 RELEASE_COMMAND = f"""\
 if [ "${{CODEBUILD_BUILD_SUCCEEDING:-1}}" != 1 ]; then
   echo "hosting-toolkit: the build failed, so nothing is released" >&2; false
 else
   rid="${{{ENV_COMMIT}:0:12}}"
   code=0
-  "${ENV_HOME}/bin/hosting-toolkit" release "$CODEBUILD_SRC_DIR/${ENV_APP_ROOT}/${ENV_OUTPUT_DIR}" \\
-    ${{rid:+--id "$rid"}} --revision "${{{ENV_COMMIT}:-${{{ENV_REVISION}:-}}}}" --message "${{{ENV_MESSAGE}:-}}" || code=$?
+  staged=$("${ENV_HOME}/bin/hosting-toolkit" release "$CODEBUILD_SRC_DIR/${ENV_APP_ROOT}/${ENV_OUTPUT_DIR}" \\
+    ${{rid:+--id "$rid"}} --revision "${{{ENV_COMMIT}:-${{{ENV_REVISION}:-}}}}" --message "${{{ENV_MESSAGE}:-}}" \\
+    --no-activate) || code=$?
   if [ "$code" = 4 ] && [ -n "$rid" ]; then
-    echo "hosting-toolkit: commit $rid was released before from other bytes; making that release live" >&2
-    "${ENV_HOME}/bin/hosting-toolkit" activate "$rid"
-  else
-    (exit "$code")
+    echo "hosting-toolkit: commit $rid was released before from other bytes; rolling out that release" >&2
+    staged="$rid"; code=0
   fi
+  if [ "$code" = 0 ]; then export {ENV_RELEASE_ID}="$staged"; fi
+  (exit "$code")
 fi"""
+
+#: The operator project's only command: one step of a release's way to the viewers, run by the
+#: pipeline (``verify``) and by the rollout state machine (``shift``, ``retract``). Every value is
+#: passed quoted, so no variable can add arguments.
+OPERATE_COMMAND = f"""\
+ht="${ENV_HOME}/bin/hosting-toolkit"
+case "${{{ENV_STEP}:-}}" in
+  verify) "$ht" verify "${ENV_RELEASE_ID}" ;;
+  shift)
+    if [ "${ENV_PERCENT}" = 100 ]; then "$ht" activate "${ENV_RELEASE_ID}"
+    else "$ht" canary "${ENV_RELEASE_ID}" --percent "${ENV_PERCENT}"; fi ;;
+  retract) "$ht" rollback --from "${ENV_RELEASE_ID}" ;;
+  *) echo "hosting-toolkit: unknown step '${{{ENV_STEP}:-}}' (verify, shift or retract)" >&2; exit 2 ;;
+esac"""
 
 _REQUIREMENT_RE = re.compile(r"^([A-Za-z0-9._-]+)(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!_-]+$")
 
@@ -196,7 +220,26 @@ def render_buildspec(build: BuildConfig, *, requirements: list[str] | None = Non
     cache += [_under(build.app_root, path) for path in template.cache]
     return {
         "version": 0.2,
-        "env": {"shell": "bash", "variables": variables},
+        "env": {"shell": "bash", "variables": variables, "exported-variables": [ENV_RELEASE_ID]},
         "phases": phases,
         "cache": {"paths": cache},
+    }
+
+
+def render_operate_buildspec(*, requirements: list[str] | None = None) -> dict[str, Any]:
+    """The buildspec of the operator project: install the release engine, then run ``OPERATE_COMMAND``."""
+    return {
+        "version": 0.2,
+        "env": {
+            "shell": "bash",
+            "variables": {ENV_HOME: TOOLKIT_HOME, ENV_CONFIG: f"{TOOLKIT_HOME}/hosting.toml"},
+        },
+        "phases": {
+            "install": {
+                "runtime-versions": {"python": PYTHON_VERSION},
+                "commands": install_toolkit_commands(release_requirements() if requirements is None else requirements),
+            },
+            "build": {"commands": [OPERATE_COMMAND]},
+        },
+        "cache": {"paths": [PIP_CACHE_PATH]},
     }

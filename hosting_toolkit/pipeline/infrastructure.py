@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudfront as cloudfront
@@ -20,20 +21,24 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct, IConstruct
 
 from hosting_toolkit.config import CodeCommitSource, CodeConnectionsSource, HostingConfig, SourceConfig, ZipSource
-from hosting_toolkit.contract import META_PREFIX, RELEASES_PREFIX
+from hosting_toolkit.contract import ERROR_PAGES_PREFIX, META_PREFIX, RELEASES_PREFIX
 from hosting_toolkit.pipeline.buildspec import (
     ENV_BUCKET,
     ENV_COMMIT,
     ENV_KVS_ARN,
     ENV_MESSAGE,
     ENV_PACKAGE,
+    ENV_RELEASE_ID,
     ENV_REVISION,
     ENV_SITE_CONFIG,
     ENV_SITE_URL,
+    ENV_STEP,
     PROJECT_ROOT,
     render_buildspec,
+    render_operate_buildspec,
 )
 from hosting_toolkit.pipeline.config_file import render_config
+from hosting_toolkit.pipeline.rollout import ErrorRateAlarm, RolloutStateMachine
 from hosting_toolkit.release.records import PENDING_PREFIX
 from hosting_toolkit.site.infrastructure import PRIVATE_BUCKET
 
@@ -61,6 +66,8 @@ CACHE_RETENTION = cdk.Duration.days(30)
 #: Replaced ZIP uploads stay recoverable this long.
 UPLOAD_VERSION_RETENTION = cdk.Duration.days(30)
 BUILD_TIMEOUT = cdk.Duration.minutes(60)
+#: One verify, shift or retract step, with the install of the release engine.
+OPERATOR_TIMEOUT = cdk.Duration.minutes(20)
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 #: Never PARALLEL: an older change must not go live after a newer one (see ``ReleasePipeline``).
@@ -78,11 +85,18 @@ KVS_ACTIONS = (
 class ReleasePipeline(Construct):
     """Builds the site on every change of its source and releases each build with the release engine.
 
-    A CodePipeline (V2) with two stages: the source (a git push through CodeConnections or
-    CodeCommit, or a ZIP upload) and one CodeBuild action that builds the site with
-    ``buildspecs/<framework>.yml`` and, in its post-build phase, runs ``hosting-toolkit release``:
-    the release engine installed from this package's CDK asset uploads the release and switches
-    traffic with one KeyValueStore write.
+    A CodePipeline (V2) whose stages take each change to the viewers, and stop it on the way:
+
+    1. Source: a git push through CodeConnections or CodeCommit, or a ZIP upload.
+    2. Build: CodeBuild builds the site with ``buildspecs/<framework>.yml`` and, in its post-build
+       phase, ``hosting-toolkit release --no-activate`` (the release engine installed from this
+       package's CDK asset) stages it as a release; the release id is exported to later stages.
+    3. Verify: ``hosting-toolkit verify ID`` runs the ``[verify]`` checks against the staged release
+       through the preview path, before any viewer gets it.
+    4. Approve (with ``[rollout] approval``): a person approves the verified release.
+    5. Rollout: the rollout state machine (``pipeline/rollout.py``) moves viewers to the release in
+       the steps of ``[rollout]``, watching the alarms, and takes them back if one fires; a failed
+       rollout fails the pipeline run with its reason.
 
     The pipeline runs in SUPERSEDED mode, never PARALLEL: an execution enters the build stage only
     after the previous one has left it, so releases go live in the order their changes arrived and
@@ -96,12 +110,17 @@ class ReleasePipeline(Construct):
       the whole configuration reaches the build for the release engine.
     site_bucket: the bucket of releases; the build may write only under ``releases/`` and ``_meta/``.
     release_store: the KeyValueStore holding the routing state; the build may use only this store.
-    site_url: the site's address, shown in the build log after a release.
+    site_url: the site's address, shown to the approver.
+    distribution: the site's distribution: ``verify`` requests its own ``*.cloudfront.net`` name (which
+      answers before the site's DNS records exist), and the rollout watches its 5xx error rate
+      (default none: ``verify`` requests ``site_url``, and only ``[rollout] alarms`` are watched).
     package_root: the checkout shipped to the build as the release engine (default: the one this
       module belongs to).
 
-    Attributes: ``pipeline``, ``project`` (the CodeBuild project), ``build_role``, ``connection_arn``
-    (for a CodeConnections source), ``upload_bucket`` (for a ZIP source).
+    Attributes: ``pipeline``, ``project`` (the build's CodeBuild project), ``build_role``,
+    ``verify_project`` and ``operate_project`` (the operator projects of the Verify stage and of the
+    rollout), ``rollout`` (the ``RolloutStateMachine``), ``error_rate_alarm``, ``connection_arn`` (for
+    a CodeConnections source), ``upload_bucket`` (for a ZIP source).
     """
 
     def __init__(
@@ -113,6 +132,7 @@ class ReleasePipeline(Construct):
         site_bucket: s3.IBucket,
         release_store: cloudfront.IKeyValueStore,
         site_url: str,
+        distribution: cloudfront.IDistribution | None = None,
         package_root: Path = PROJECT_ROOT,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -183,13 +203,89 @@ class ReleasePipeline(Construct):
         self.build_role: iam.IRole = self.project.role
         self._grant_release(site_bucket, release_store)
 
+        operator_variables = {key: variables[key] for key in (ENV_BUCKET, ENV_KVS_ARN, ENV_PACKAGE, ENV_SITE_CONFIG)}
+        # Verify through the distribution's own name: it answers before the site's DNS records exist.
+        operator_variables[ENV_SITE_URL] = (
+            _plain(f"https://{distribution.distribution_domain_name}")
+            if distribution is not None
+            else variables[ENV_SITE_URL]
+        )
+        # CodePipeline runs a project whose source is the pipeline; Step Functions starts one without a source.
+        self.verify_project = codebuild.PipelineProject(
+            self, "Verify", **self._operator_props(name, "verifies each staged release", operator_variables)
+        )
+        self.operate_project = codebuild.Project(
+            self, "Operate", **self._operator_props(name, "moves viewers between releases", operator_variables)
+        )
+        for project in (self.verify_project, self.operate_project):
+            assert project.role is not None
+            self._grant_operator(project.role, site_bucket, release_store)
+
+        self.error_rate_alarm = (
+            ErrorRateAlarm(self, "ErrorRate", distribution=distribution, percent=config.rollout.error_rate_percent)
+            if distribution is not None and config.rollout.error_rate_percent > 0
+            else None
+        )
+        own = [self.error_rate_alarm.alarm_name] if self.error_rate_alarm and self.error_rate_alarm.alarm else []
+        self.rollout_prefix = f"rollout-{name}"
+        self.rollout = RolloutStateMachine(
+            self,
+            "Rollout",
+            rollout=config.rollout,
+            project=self.operate_project,
+            watched=[*own, *config.rollout.alarms],
+            named=list(config.rollout.alarms),
+        )
+
         source_output = codepipeline.Artifact("Source")
         source_action, build_variables = self._source_action(source, name, source_output)
         build_action = actions.CodeBuildAction(
-            action_name="BuildAndRelease",
+            action_name="BuildAndStage",
             project=self.project,
             input=source_output,
             environment_variables=build_variables,
+            variables_namespace="Build",
+        )
+        release_id = build_action.variable(ENV_RELEASE_ID)
+        verify_action = actions.CodeBuildAction(
+            action_name="Verify",
+            project=self.verify_project,
+            input=source_output,
+            environment_variables={ENV_STEP: _plain("verify"), ENV_RELEASE_ID: _plain(release_id)},
+        )
+        stages = [
+            codepipeline.StageProps(stage_name="Source", actions=[source_action]),
+            codepipeline.StageProps(stage_name="Build", actions=[build_action]),
+            codepipeline.StageProps(stage_name="Verify", actions=[verify_action]),
+        ]
+        if config.rollout.approval:
+            stages.append(
+                codepipeline.StageProps(
+                    stage_name="Approve",
+                    actions=[
+                        actions.ManualApprovalAction(
+                            action_name="Approve",
+                            additional_information=(
+                                f"Release {release_id} passed its checks. Look at it on the site before any viewer "
+                                f"gets it: hosting-toolkit preview {release_id}"
+                            ),
+                            external_entity_link=site_url,
+                        )
+                    ],
+                )
+            )
+        stages.append(
+            codepipeline.StageProps(
+                stage_name="Rollout",
+                actions=[
+                    actions.StepFunctionInvokeAction(
+                        action_name="Rollout",
+                        state_machine=self.rollout.state_machine,
+                        state_machine_input=actions.StateMachineInput.literal({"release": release_id}),
+                        execution_name_prefix=self.rollout_prefix,
+                    )
+                ],
+            )
         )
         self.pipeline = codepipeline.Pipeline(
             self,
@@ -198,13 +294,28 @@ class ReleasePipeline(Construct):
             execution_mode=EXECUTION_MODE,
             artifact_bucket=self.artifact_bucket,
             use_pipeline_role_for_actions=True,
-            stages=[
-                codepipeline.StageProps(stage_name="Source", actions=[source_action]),
-                codepipeline.StageProps(stage_name="Release", actions=[build_action]),
-            ],
+            stages=stages,
         )
         self._wire_source(source, source_action)
         self._acknowledge_findings(site_bucket)
+
+    def _operator_props(
+        self, name: str, what: str, variables: dict[str, codebuild.BuildEnvironmentVariable]
+    ) -> dict[str, Any]:
+        """One step of a release's way to the viewers (``OPERATE_COMMAND``), on the smallest build."""
+        return {
+            "description": f"Runs hosting-toolkit for the '{name}' site: {what}",
+            "environment": codebuild.BuildEnvironment(
+                build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.SMALL
+            ),
+            "environment_variables": variables,
+            "build_spec": codebuild.BuildSpec.from_object_to_yaml(render_operate_buildspec()),
+            "logging": codebuild.LoggingOptions(
+                cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.log_group)
+            ),
+            "timeout": OPERATOR_TIMEOUT,
+            "grant_report_group_permissions": False,
+        }
 
     # -- resources ---------------------------------------------------------------------------
 
@@ -250,6 +361,12 @@ class ReleasePipeline(Construct):
                 actions=["s3:GetObject", "s3:PutObject"],
                 resources=[releases, records],
             ),
+            # The built-in error pages, staged with the first release while nothing is live.
+            iam.PolicyStatement(
+                sid="WriteErrorPages",
+                actions=["s3:PutObject"],
+                resources=[site_bucket.arn_for_objects(f"{ERROR_PAGES_PREFIX}*")],
+            ),
             # The CRT uploads large files in parts and aborts the parts of a failed upload.
             iam.PolicyStatement(sid="AbortFailedUploads", actions=["s3:AbortMultipartUpload"], resources=[releases]),
             # A completed release removes its pending marker; the build deletes nothing else.
@@ -258,6 +375,16 @@ class ReleasePipeline(Construct):
                 actions=["s3:DeleteObject"],
                 resources=[site_bucket.arn_for_objects(f"{PENDING_PREFIX}*")],
             ),
+            *self._engine_statements(site_bucket, release_store),
+        ]
+        for statement in statements:
+            self.build_role.add_to_principal_policy(statement)
+
+    def _engine_statements(
+        self, site_bucket: s3.IBucket, release_store: cloudfront.IKeyValueStore
+    ) -> list[iam.PolicyStatement]:
+        """What every run of the release engine needs: list releases, switch traffic, download the engine."""
+        return [
             iam.PolicyStatement(
                 sid="ListReleases",
                 actions=["s3:ListBucket"],
@@ -273,8 +400,27 @@ class ReleasePipeline(Construct):
                 resources=[self.package.bucket.arn_for_objects(self.package.s3_object_key)],
             ),
         ]
+
+    def _grant_operator(
+        self, role: iam.IRole, site_bucket: s3.IBucket, release_store: cloudfront.IKeyValueStore
+    ) -> None:
+        """What ``verify``, ``canary``, ``activate`` and ``rollback`` need: read releases, write records and routing."""
+        releases = site_bucket.arn_for_objects(f"{RELEASES_PREFIX}*")
+        records = site_bucket.arn_for_objects(f"{META_PREFIX}*")
+        statements = [
+            # Release records and manifests; history entries of each routing change.
+            iam.PolicyStatement(sid="ReadReleases", actions=["s3:GetObject"], resources=[releases, records]),
+            iam.PolicyStatement(sid="WriteHistory", actions=["s3:PutObject"], resources=[records]),
+            # Each switch of the live release publishes its error pages at the keys CloudFront fetches.
+            iam.PolicyStatement(
+                sid="PublishErrorPages",
+                actions=["s3:PutObject"],
+                resources=[site_bucket.arn_for_objects(f"{ERROR_PAGES_PREFIX}*")],
+            ),
+            *self._engine_statements(site_bucket, release_store),
+        ]
         for statement in statements:
-            self.build_role.add_to_principal_policy(statement)
+            role.add_to_principal_policy(statement)
 
     # -- sources -----------------------------------------------------------------------------
 
@@ -447,9 +593,25 @@ class ReleasePipeline(Construct):
                     "but _meta/.",
                     f"Resource::<{site}.Arn>/{META_PREFIX}*": "Release records, manifests, history entries and pending "
                     "markers live under _meta/ with names made of release ids and times known only at build time.",
+                    f"Resource::<{site}.Arn>/{ERROR_PAGES_PREFIX}*": "Write only: the first release stages the "
+                    "built-in error pages under errors/, where CloudFront's custom error responses fetch them, while "
+                    "nothing is live yet.",
                     f"Resource::<{site}.Arn>/{PENDING_PREFIX}*": "The only deletion allowed: the engine removes a "
                     "release's pending marker once the release is complete; no release file can be deleted.",
                 }
+            )
+        )
+        for project in (self.verify_project, self.operate_project):
+            self._acknowledge_operator(project, site, artifacts)
+        # The execution ARN prefix CDK grants DescribeExecution on, as cdk-nag writes it (ARN parts of the Ref).
+        machine = self._logical_id(self.rollout.state_machine)
+        part = [f'{{"Fn::Select":[{i},{{"Fn::Split":[":",{{"Ref":"{machine}"}}]}}]}}' for i in range(7)]
+        executions = f"arn:{part[1]}:states:{part[3]}:{part[4]}:execution:{part[6]}:{self.rollout_prefix}*"
+        cdk.Validations.of(self.pipeline.role).acknowledge(
+            cdk.Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{executions}]",
+                reason="CodePipeline names each rollout execution at run time; it may read only the executions of "
+                "this pipeline's own rollout state machine, started with this pipeline's prefix.",
             )
         )
         cdk.Validations.of(self.pipeline.role).acknowledge(
@@ -470,6 +632,47 @@ class ReleasePipeline(Construct):
                 }
             )
         )
+
+    def _acknowledge_operator(self, project: codebuild.Project, site: str, artifacts: str) -> None:
+        cdk.Validations.of(project).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-CB4",
+                reason=(
+                    "The operator build produces no artifact: it reads release records and writes routing "
+                    "changes and their history (S3-managed encryption); a customer managed KMS key would add a "
+                    "monthly fee per site without protecting anything more."
+                ),
+            )
+        )
+        stack = cdk.Stack.of(self)
+        reasons = {
+            f"Resource::arn:{self._nag(stack.partition)}:logs:{self._nag(stack.region)}:"
+            f"{self._nag(stack.account)}:log-group:/aws/codebuild/<{self._logical_id(project)}>:*": "CDK's grant on the "
+            "project's default log group: CodeBuild names one log stream per build (the build logs to the stack's "
+            "BuildLogs group).",
+            f"Resource::<{site}.Arn>/{RELEASES_PREFIX}*": "Read only: verify and the error pages read the files of a "
+            "release whose id is known only at run time.",
+            f"Resource::<{site}.Arn>/{META_PREFIX}*": "Release records are read and history entries written under "
+            "_meta/, with names made of release ids and times known only at run time.",
+            f"Resource::<{site}.Arn>/{ERROR_PAGES_PREFIX}*": "Write only: each switch publishes the live release's "
+            "not-found and server-error pages to the fixed keys under errors/ that CloudFront's custom error "
+            "responses fetch.",
+        }
+        if isinstance(project, codebuild.PipelineProject):
+            reasons.update(
+                {
+                    "Action::s3:GetObject*": "CDK's read grant: CodePipeline hands the Verify build the execution's "
+                    "source artifact from the pipeline's artifact bucket.",
+                    "Action::s3:GetBucket*": "Comes with CDK's read grant on the pipeline's artifact bucket, which "
+                    "holds nothing but this pipeline's artifacts.",
+                    "Action::s3:List*": "Comes with CDK's read grant on the artifact bucket, which belongs to this "
+                    "pipeline alone.",
+                    artifacts: "CodePipeline names each execution's source artifact at run time, so the Verify build "
+                    "may read any object of this pipeline's own artifact bucket.",
+                }
+            )
+        assert project.role is not None
+        cdk.Validations.of(project.role).acknowledge(*_wildcards(reasons))
 
 
 def _wildcards(reasons: dict[str, str]) -> list[cdk.Acknowledgment]:

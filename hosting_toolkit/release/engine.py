@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -20,8 +21,16 @@ from typing import TypeVar
 
 from hosting_toolkit.config import HostingConfig
 from hosting_toolkit.contract import RELEASE_METADATA_KEY, RoutingState, is_release_id, release_prefix
-from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError, ReleaseConflictError
+from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError, ReleaseConflictError, ToolkitError
 from hosting_toolkit.release.archive import extract_archive
+from hosting_toolkit.release.error_pages import (
+    BUILT_IN_PAGES,
+    ERROR_PAGE_CACHE_CONTROL,
+    HTML_TYPE,
+    PublishedPage,
+    page_sources,
+    publish_error_pages,
+)
 from hosting_toolkit.release.kvs import KeyValueStore
 from hosting_toolkit.release.manifest import FileEntry, Manifest, manifest_json, scan_directory
 from hosting_toolkit.release.records import (
@@ -44,6 +53,10 @@ T = TypeVar("T")
 
 #: History actions that change the live release (``canary`` and ``abort`` leave it as it is).
 LIVE_ACTIONS = ("activate", "rollback", "promote")
+#: Times the error pages are published again when the live release changes while they are written.
+ERROR_PAGE_ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
 
 
 class Progress:
@@ -287,7 +300,19 @@ class ReleaseEngine:
     def _activate_if(self, activate: bool, rid: str) -> bool:
         if activate:
             self.activate(rid)
+        elif self.status().live is None:
+            self._placeholder_error_pages()
         return activate
+
+    def _placeholder_error_pages(self) -> None:
+        """Before anything is live, the built-in error pages stand at the fixed keys, so that no
+        custom error response of the distribution can ever fall back to an S3 error document."""
+        try:
+            if any(self.store.get(key) is None for key in BUILT_IN_PAGES):
+                for key, body in BUILT_IN_PAGES.items():
+                    self.store.put_bytes(key, body, content_type=HTML_TYPE, cache_control=ERROR_PAGE_CACHE_CONTROL)
+        except (ToolkitError, OSError) as exc:
+            log.warning("warning: the built-in error pages were not written (%s)", exc)
 
     def _base_files(self) -> tuple[str | None, dict[str, tuple[str, str]]]:
         """Files of the live and the newest complete release: path -> (release, sha256)."""
@@ -466,9 +491,12 @@ class ReleaseEngine:
         return result
 
     def activate(self, release_id: str) -> RoutingChange:
-        """Make a complete release live with one conditional KVS write."""
+        """Make a complete release live with one conditional KVS write, then publish its error pages.
+
+        Activating the live release again writes no routing and publishes its error pages again.
+        """
         self.require_complete(release_id)
-        return self._confirm(self._switch("activate", release_id), release_id)
+        return self._published(self._confirm(self._switch("activate", release_id), release_id))
 
     def canary(self, release_id: str, percent: int) -> RoutingChange:
         """Send ``percent`` of viewers, by their stable cohort, to a complete release: one KVS write.
@@ -503,7 +531,7 @@ class ReleaseEngine:
 
         result = update_routing(self.kvs, change)
         self._record("promote", result, result.before.live, target)
-        return self._confirm(result, target)
+        return self._published(self._confirm(result, target))
 
     def abort(self) -> RoutingChange:
         """Send every viewer back to the live release: the canary is cleared, nothing else changes.
@@ -529,14 +557,52 @@ class ReleaseEngine:
         """Return to the previous live release (or ``to``): one KVS write, nothing uploaded."""
         if to is not None:
             self.require_complete(to)
-            return self._confirm(self._switch("rollback", to), to)
+            return self._published(self._confirm(self._switch("rollback", to), to))
         state = self.status()
         earlier = [e.from_release for e in reversed(self.history()) if e.from_release and e.action in LIVE_ACTIONS]
         candidates = list(state.pins) + earlier
         for candidate in dict.fromkeys(candidates):
             if candidate != state.live and self.record(candidate) is not None:
-                return self._confirm(self._switch("rollback", candidate), candidate)
+                return self._published(self._confirm(self._switch("rollback", candidate), candidate))
         raise NotFoundError("there is no previous release to roll back to")
+
+    # -- error pages -------------------------------------------------------------------------
+
+    def publish_error_pages(self, live: str | None = None) -> tuple[PublishedPage, ...]:
+        """Publish the error pages of the live release (``live``: the one just made live) to ``errors/``.
+
+        The live release is read again after writing: when another switch overtook this one, its
+        pages are written instead, so the pages always end up belonging to the release that is live.
+        """
+        live = live or self.status().live
+        for _ in range(ERROR_PAGE_ATTEMPTS):
+            if live is None:
+                return ()
+            pages = publish_error_pages(self.store, self.config, live)
+            current = self.status().live
+            if current == live:
+                wanted = page_sources(self.config)
+                for page in pages:
+                    if page.source is None and wanted[page.key]:
+                        self.progress.note(f"{live} has no {wanted[page.key]}: {page.key} is the built-in page")
+                return pages
+            live = current
+        raise ReleaseConflictError("the live release kept changing while its error pages were written")
+
+    def _published(self, change: RoutingChange) -> RoutingChange:
+        """Publish the error pages after a switch; a failure leaves the switch in place and is a warning."""
+        live = change.after.live
+        try:
+            self.publish_error_pages(live)
+        except (ToolkitError, OSError) as exc:
+            log.warning(
+                "warning: %s is live, but its error pages were not published (%s); "
+                "publish them with: hosting-toolkit activate %s",
+                live,
+                exc,
+                live,
+            )
+        return change
 
     # -- pruning -----------------------------------------------------------------------------
 

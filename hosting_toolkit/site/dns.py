@@ -6,6 +6,10 @@ only once ACM has been asked for the certificate, so they cannot be stack output
 complete until they are in place): ``ValidationWatcher`` reads them from ACM while the deploy waits
 and prints each one once. After the deploy, ``site_records`` are the records pointing the site's
 names at the distribution.
+
+The CLI imports this module, so it stays free of the CDK (importing ``aws_cdk`` starts a Node.js
+process): the certificate's region and stack name the stacks use are defined here too, and a test
+checks that they agree with ``hosting_toolkit.site.domain``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,30 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hosting_toolkit.config import HostingConfig
-from hosting_toolkit.site.domain import CERTIFICATE_REGION, certificate_stack_name
 
+#: CloudFront only uses ACM certificates from this region (as ``hosting_toolkit.site.domain``).
+CERTIFICATE_REGION = "us-east-1"
 #: How often the watcher asks ACM while a deploy waits for the certificate.
 POLL_SECONDS = 15.0
+#: How long the end of a deploy waits for a poll under way to finish.
+JOIN_SECONDS = 5.0
 _CERTIFICATE_TYPE = "AWS::CertificateManager::Certificate"
+
+
+def certificate_stack_name(config: HostingConfig) -> str:
+    """Name of the us-east-1 stack holding the certificate of a hosting stack in another region."""
+    return f"{config.stack_name}-certificate"
+
+
+def certificate_stack(config: HostingConfig, region: str | None) -> str | None:
+    """The certificate stack the app adds beside a hosting stack in ``region``, or ``None``.
+
+    As ``build_stacks``: only a site with a domain has one, and only outside us-east-1 (in
+    us-east-1 the hosting stack holds its certificate itself).
+    """
+    if not config.domain.enabled or region == CERTIFICATE_REGION:
+        return None
+    return certificate_stack_name(config)
 
 
 @dataclass(frozen=True)
@@ -84,6 +107,7 @@ class ValidationWatcher:
     A context manager around the deploy. It watches the certificate stack and the hosting stack in
     us-east-1 (the certificate is in one of them) and does nothing for a configuration without a
     domain, or with a Route 53 hosted zone (CloudFormation then creates the records itself).
+    Leaving the block stops it, however the deploy ended; nothing is printed after that.
     """
 
     def __init__(
@@ -103,6 +127,8 @@ class ValidationWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failed = False
+        self._lock = threading.Lock()
+        self._closed = False
 
     def poll(self) -> list[DnsRecord]:
         """Ask ACM once; print and return the records not printed before."""
@@ -114,15 +140,21 @@ class ValidationWatcher:
                 if record not in self.printed and record not in new:
                     new.append(record)
         if new:
-            if not self.printed:
-                self.say(
-                    "the certificate waits for these DNS records; create them at your DNS provider "
-                    "(the deploy goes on once ACM sees them):"
-                )
-            for record in new:
-                self.say(f"  {record}")
+            heading = (
+                "the certificate also waits for:"
+                if self.printed
+                else "the certificate waits for these DNS records: create them at your DNS provider (the deploy "
+                "goes on once ACM sees them) and keep them (ACM renews the certificate with them):"
+            )
+            # One message per batch: a single write, so the lines stay together among the CDK CLI's own.
+            self._say("\n".join([heading, *(f"  {record}" for record in new)]))
             self.printed.extend(new)
         return new
+
+    def _say(self, message: str) -> None:
+        with self._lock:
+            if not self._closed:
+                self.say(message)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -131,7 +163,7 @@ class ValidationWatcher:
             except (BotoCoreError, ClientError) as exc:
                 if not self._failed:
                     self._failed = True
-                    self.say(f"cannot read the certificate's validation records ({exc}); see the stack's events")
+                    self._say(f"cannot read the certificate's validation records ({exc}); see the stack's events")
             self._stop.wait(self.interval)
 
     def __enter__(self) -> ValidationWatcher:
@@ -148,5 +180,9 @@ class ValidationWatcher:
     ) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.interval + 5)
+            # A poll under way finishes and prints; one stuck on the network is left behind (a daemon
+            # thread) and silenced, so nothing is printed after the deploy has moved on.
+            self._thread.join(timeout=JOIN_SECONDS)
             self._thread = None
+        with self._lock:
+            self._closed = True

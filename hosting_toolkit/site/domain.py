@@ -18,15 +18,19 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as targets
 from constructs import Construct
 
-from hosting_toolkit.config import DomainConfig, HostingConfig
+from hosting_toolkit.config import DomainConfig
 
-#: CloudFront only uses ACM certificates from this region.
-CERTIFICATE_REGION = "us-east-1"
+# Declared in the CDK-free module the CLI imports, so ``deploy`` and ``destroy`` never load the CDK.
+from hosting_toolkit.site.dns import CERTIFICATE_REGION, certificate_stack_name
 
-
-def certificate_stack_name(config: HostingConfig) -> str:
-    """Name of the us-east-1 stack holding the certificate of a hosting stack in another region."""
-    return f"{config.stack_name}-certificate"
+__all__ = [
+    "CERTIFICATE_REGION",
+    "CertificateStack",
+    "SiteAliasRecords",
+    "SiteCertificate",
+    "certificate_stack_name",
+    "hosted_zone",
+]
 
 
 def hosted_zone(scope: Construct, domain: DomainConfig) -> route53.IHostedZone | None:

@@ -14,7 +14,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from hosting_toolkit.config import HeadersConfig
-from hosting_toolkit.contract import META_PREFIX
+from hosting_toolkit.contract import META_PREFIX, SERVER_ERROR_STATUSES, error_responses
 
 #: Lifetime of replaced or deleted object versions: the window in which a mistaken delete can be undone.
 NONCURRENT_VERSION_RETENTION = cdk.Duration.days(30)
@@ -23,10 +23,33 @@ DEFAULT_TTL = cdk.Duration.days(1)
 #: Long enough to honour ``max-age=31536000, immutable`` on hashed assets.
 MAX_TTL = cdk.Duration.days(365)
 
+#: How long CloudFront keeps answering a missing path with the not-found page before asking S3 again.
+NOT_FOUND_ERROR_TTL = cdk.Duration.seconds(10)
+#: Short, so a recovered origin serves again at once, yet not zero: a struggling origin (S3 answering
+#: 503 Slow Down) is not sent every retried request.
+SERVER_ERROR_TTL = cdk.Duration.seconds(5)
+
 #: Storage details S3 adds to each response that viewers have no use for.
 S3_DETAIL_HEADERS = ("x-amz-server-side-encryption", "x-amz-version-id")
 
 _FRAME_OPTIONS = {"DENY": cloudfront.HeadersFrameOption.DENY, "SAMEORIGIN": cloudfront.HeadersFrameOption.SAMEORIGIN}
+
+
+def custom_error_responses(not_found_status: int) -> list[cloudfront.ErrorResponse]:
+    """Custom error responses serving the error pages the release engine publishes under ``errors/``.
+
+    CloudFront fetches a page by its fixed path without running the viewer-request router, and the
+    router never maps a viewer's path there, so these keys are reachable only as error pages.
+    """
+    return [
+        cloudfront.ErrorResponse(
+            http_status=status,
+            response_http_status=viewer_status,
+            response_page_path=f"/{page_key}",
+            ttl=SERVER_ERROR_TTL if status in SERVER_ERROR_STATUSES else NOT_FOUND_ERROR_TTL,
+        )
+        for status, (page_key, viewer_status) in error_responses(not_found_status).items()
+    ]
 
 
 def security_headers(headers: HeadersConfig) -> cloudfront.ResponseSecurityHeadersBehavior:
@@ -77,6 +100,9 @@ class StaticSite(Construct):
     headers: the security headers added to every response.
     function_associations: CloudFront Functions on the default behaviour (default none); the
       release router rewrites every request to a key under ``releases/<id>/``.
+    not_found_status: the status of the not-found page ``errors/404.html`` served for a missing
+      path (S3's 403 or 404) (default 404; a single-page app may answer 200). Origin failures
+      (500, 502, 503, 504) get ``errors/5xx.html`` with their own status.
     comment: description of the distribution and its policies (default ``"Static site"``).
     price_class: edge locations serving the site (default ``PRICE_CLASS_100``: North America and
       Europe, the cheapest; viewers elsewhere are served from the nearest of those).
@@ -100,6 +126,7 @@ class StaticSite(Construct):
         *,
         headers: HeadersConfig,
         function_associations: Sequence[cloudfront.FunctionAssociation] = (),
+        not_found_status: int = 404,
         comment: str = "Static site",
         price_class: cloudfront.PriceClass = cloudfront.PriceClass.PRICE_CLASS_100,
         certificate: acm.ICertificate | None = None,
@@ -111,8 +138,13 @@ class StaticSite(Construct):
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
+        problems = []
         if domain_names and certificate is None:
-            raise ValueError("StaticSite: domain_names need a certificate (an ACM certificate in us-east-1)")
+            problems.append("domain_names need a certificate (an ACM certificate in us-east-1)")
+        if not_found_status not in (200, 404):
+            problems.append(f"not_found_status must be 404 or 200, not {not_found_status}")
+        if problems:
+            raise ValueError(f"StaticSite: {'; '.join(problems)}")
 
         self.bucket = s3.Bucket(
             self,
@@ -175,6 +207,7 @@ class StaticSite(Construct):
                 response_headers_policy=self.response_headers_policy,
                 function_associations=list(function_associations),
             ),
+            error_responses=custom_error_responses(not_found_status),
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             enable_ipv6=True,
             price_class=price_class,

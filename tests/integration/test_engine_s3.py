@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from hosting_toolkit.contract import RELEASE_METADATA_KEY, RoutingState, release_prefix
+from hosting_toolkit.contract import (
+    NOT_FOUND_PAGE_KEY,
+    RELEASE_METADATA_KEY,
+    SERVER_ERROR_PAGE_KEY,
+    RoutingState,
+    release_prefix,
+)
 from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError, ReleaseConflictError
 from hosting_toolkit.release.content import REVALIDATE
 from hosting_toolkit.release.engine import ReleaseEngine
@@ -214,7 +220,8 @@ def test_same_content_again_already_exists_and_uploads_nothing(
     assert again.already_existed
     assert (again.uploaded_files, again.uploaded_bytes, again.copied_files) == (0, 0, 0)
     assert calls.writes_under("releases/") == []
-    assert calls.of("PutObject") == []
+    # Activating the live release again only publishes its error pages again.
+    assert sorted(p["Key"] for p in calls.of("PutObject")) == [NOT_FOUND_PAGE_KEY, SERVER_ERROR_PAGE_KEY]
 
 
 def test_same_id_with_other_content_is_refused_and_overwrites_nothing(
@@ -290,7 +297,9 @@ def test_rollback_is_one_kvs_write_and_uploads_nothing(
     assert fake_kvs.server.count("PutKey") - puts_before == 1
     assert fake_kvs.server.count("UpdateKeys") == fake_kvs.server.count("DeleteKey") == 0
     assert calls.writes_under("releases/") == []
-    assert [p["Key"].startswith(HISTORY_PREFIX) for p in calls.of("PutObject")] == [True]
+    keys = [p["Key"] for p in calls.of("PutObject")]
+    assert [k.startswith(HISTORY_PREFIX) for k in keys] == [True, False, False]
+    assert keys[1:] == [NOT_FOUND_PAGE_KEY, SERVER_ERROR_PAGE_KEY]
     assert [e.action for e in engine.history()] == ["activate", "activate", "rollback"]
 
 

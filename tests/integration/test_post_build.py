@@ -1,6 +1,7 @@
-"""The pipeline's post-build step, run as CodeBuild runs it: the commands of the synthesized buildspec, with
-bash, in the build's environment, using the release engine shipped in the package asset, against S3 (moto_server)
-and a local KeyValueStore. Its result is a live release."""
+"""The pipeline's post-build step and its operator steps, run as CodeBuild runs them: the commands of the
+synthesized buildspecs, with bash, in the build's environment, using the release engine shipped in the package
+asset, against S3 (moto_server) and a local KeyValueStore. The build stages a release and exports its id; the
+operator's ``shift`` and ``retract`` steps move viewers to it and back."""
 
 from __future__ import annotations
 
@@ -25,9 +26,13 @@ from hosting_toolkit.pipeline.buildspec import (
     ENV_CONFIG,
     ENV_HOME,
     ENV_MESSAGE,
+    ENV_PERCENT,
+    ENV_RELEASE_ID,
     ENV_REVISION,
     ENV_SITE_CONFIG,
     ENV_SITE_URL,
+    ENV_STEP,
+    OPERATE_COMMAND,
     RELEASE_COMMAND,
     WRITE_CONFIG_COMMAND,
 )
@@ -61,6 +66,8 @@ class Build:
     buildspec: dict[str, Any]
     project_variables: dict[str, Any]
     package: Path
+    operate_buildspec: dict[str, Any]
+    operate_variables: dict[str, Any]
 
     @property
     def install_commands(self) -> list[str]:
@@ -74,11 +81,19 @@ class Build:
         return command
 
 
-def read_build(stack: SynthesizedStack) -> Build:
-    (project,) = [r for r in stack.template_json["Resources"].values() if r["Type"] == "AWS::CodeBuild::Project"]
+def read_project(stack: SynthesizedStack, which: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The buildspec and plain variables of one of the pipeline's CodeBuild projects."""
+    assert stack.stack.pipeline is not None
+    project = stack.template_json["Resources"][stack.logical_id(getattr(stack.stack.pipeline, which))]
     variables = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
+    return yaml.safe_load(project["Properties"]["Source"]["BuildSpec"]), variables
+
+
+def read_build(stack: SynthesizedStack) -> Build:
     (package,) = stack.outdir.glob("asset.*")
-    return Build(yaml.safe_load(project["Properties"]["Source"]["BuildSpec"]), variables, package)
+    buildspec, variables = read_project(stack, "project")
+    operate_buildspec, operate_variables = read_project(stack, "operate_project")
+    return Build(buildspec, variables, package, operate_buildspec, operate_variables)
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +134,16 @@ class CodeBuild:
         )
         env.update(action)
         return env
+
+    def stage(self, **action: str) -> subprocess.CompletedProcess[str]:
+        """The post-build step, then what it exports to the pipeline (the last line of stdout)."""
+        return self.run(f'{self.build.post_build}\necho "${ENV_RELEASE_ID}"', **action)
+
+    def operate(self, step: str, release_id: str, percent: str = "") -> subprocess.CompletedProcess[str]:
+        """One run of the operator project, as the rollout state machine starts it."""
+        (command,) = self.build.operate_buildspec["phases"]["build"]["commands"]
+        overrides = {ENV_STEP: step, ENV_RELEASE_ID: release_id, ENV_PERCENT: percent}
+        return self.run(command, **overrides)
 
     def run(self, command: str, **action: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -217,18 +242,20 @@ def test_buildspec_runs_the_tested_commands(name: str, builds: dict[str, Build])
     assert WRITE_CONFIG_COMMAND in builds[name].install_commands
 
 
-def test_git_build_is_released_under_its_commit_and_goes_live(codebuild: Callable[[str], CodeBuild]) -> None:
+def test_git_build_is_staged_under_its_commit_and_exported_without_taking_viewers(
+    codebuild: Callable[[str], CodeBuild],
+) -> None:
     build = codebuild("git")
     sample_site(build.output_folder())
     action = {ENV_COMMIT: COMMIT, ENV_MESSAGE: "push to main of acme/docs"}
 
     configured = build.run(WRITE_CONFIG_COMMAND, **action)
-    released = build.run(build.build.post_build, **action)
+    released = build.stage(**action)
 
     assert configured.returncode == 0, configured.stderr
     assert released.returncode == 0, released.stderr
     rid = COMMIT[:12]
-    assert released.stdout.strip().splitlines()[-1] == rid
+    assert released.stdout.strip().splitlines() == [rid]
     log = released.stderr
     uploaded = sum(len(body) for body, _, _ in SAMPLE_SITE.values())
     # Static mode adds blog/first-post/index.html, a server-side copy of blog/first-post.html.
@@ -236,8 +263,8 @@ def test_git_build_is_released_under_its_commit_and_goes_live(codebuild: Callabl
     assert (
         f"release {rid}: {files} files, {size:,} bytes; uploaded {len(SAMPLE_SITE)} files ({uploaded:,} bytes)" in log
     )
-    assert f"live at {SITE_URL}" in log
-    assert build.routing().live == rid
+    assert f"staged; make it live with: hosting-toolkit activate {rid}" in log
+    assert not (build.target / LOCAL_KVS_FILE).exists()
     record = build.record(rid)
     assert (record["revision"], record["message"]) == (COMMIT, "push to main of acme/docs")
     assert record["actor"] == "hosting-docs-build:0f6f5a0c"
@@ -245,7 +272,7 @@ def test_git_build_is_released_under_its_commit_and_goes_live(codebuild: Callabl
     assert head["Metadata"] == {RELEASE_METADATA_KEY: rid}
 
 
-def test_zip_upload_is_released_under_its_content_and_a_changed_upload_is_a_new_release(
+def test_zip_upload_is_staged_under_its_content_and_a_changed_upload_is_a_new_release(
     codebuild: Callable[[str], CodeBuild],
 ) -> None:
     build = codebuild("zip")
@@ -253,10 +280,12 @@ def test_zip_upload_is_released_under_its_content_and_a_changed_upload_is_a_new_
     action = {ENV_REVISION: UPLOAD_VERSION, ENV_MESSAGE: "upload of drops/site.zip"}
     assert build.run(WRITE_CONFIG_COMMAND, **action).returncode == 0
 
-    first = build.run(build.build.post_build, **action)
-    again = build.run(build.build.post_build, **action)
+    first = build.stage(**action)
+    assert build.operate("shift", first.stdout.strip().splitlines()[-1], "100").returncode == 0
+    again = build.stage(**action)
     sample_site(build.output_folder(), marker="changed")
-    changed = build.run(build.build.post_build, **{**action, ENV_REVISION: "another-version"})
+    changed = build.stage(**{**action, ENV_REVISION: "another-version"})
+    assert build.operate("shift", changed.stdout.strip().splitlines()[-1], "100").returncode == 0
 
     for result in (first, again, changed):
         assert result.returncode == 0, result.stderr
@@ -278,32 +307,36 @@ def test_failed_build_releases_nothing(codebuild: Callable[[str], CodeBuild]) ->
     build.run(WRITE_CONFIG_COMMAND)
 
     result = build.run(build.build.post_build, **{ENV_COMMIT: COMMIT, "CODEBUILD_BUILD_SUCCEEDING": "0"})
+    exported = build.stage(**{ENV_COMMIT: COMMIT, "CODEBUILD_BUILD_SUCCEEDING": "0"})
 
     assert result.returncode != 0
     assert "the build failed, so nothing is released" in result.stderr
+    assert exported.stdout.strip() == ""
     assert build.bucket.keys() == []
     assert not (build.target / LOCAL_KVS_FILE).exists()
 
 
-def test_rebuilt_commit_with_other_bytes_makes_its_first_release_live_again(
+def test_rebuilt_commit_with_other_bytes_rolls_out_its_first_release_again(
     codebuild: Callable[[str], CodeBuild],
 ) -> None:
     build = codebuild("git")
     build.run(WRITE_CONFIG_COMMAND)
     other = "0123456789abcdef0123456789abcdef01234567"
     sample_site(build.output_folder(), marker="first build")
-    assert build.run(build.build.post_build, **{ENV_COMMIT: COMMIT}).returncode == 0
+    assert build.stage(**{ENV_COMMIT: COMMIT}).returncode == 0
+    assert build.operate("shift", COMMIT[:12], "100").returncode == 0
     sample_site(build.output_folder(), marker="next commit")
-    assert build.run(build.build.post_build, **{ENV_COMMIT: other}).returncode == 0
+    assert build.stage(**{ENV_COMMIT: other}).returncode == 0
+    assert build.operate("shift", other[:12], "100").returncode == 0
 
     sample_site(build.output_folder(), marker="first build, other timestamp")
-    rerun = build.run(build.build.post_build, **{ENV_COMMIT: COMMIT})
+    rerun = build.stage(**{ENV_COMMIT: COMMIT})
 
     assert rerun.returncode == 0, rerun.stderr
     assert "already exists with other content" in rerun.stderr
-    assert f"commit {COMMIT[:12]} was released before from other bytes; making that release live" in rerun.stderr
-    assert build.routing().live == COMMIT[:12]
-    assert build.routing().pins == (other[:12],)
+    assert f"commit {COMMIT[:12]} was released before from other bytes; rolling out that release" in rerun.stderr
+    assert rerun.stdout.strip().splitlines() == [COMMIT[:12]]
+    assert build.routing().live == other[:12]
 
 
 def test_invalid_configuration_stops_the_release(codebuild: Callable[[str], CodeBuild]) -> None:
@@ -316,3 +349,58 @@ def test_invalid_configuration_stops_the_release(codebuild: Callable[[str], Code
     assert result.returncode == 2
     assert "site.mode" in result.stderr
     assert build.bucket.keys() == []
+
+
+def test_operator_runs_the_tested_command(builds: dict[str, Build]) -> None:
+    for build in builds.values():
+        assert build.operate_buildspec["phases"]["build"]["commands"] == [OPERATE_COMMAND]
+        assert WRITE_CONFIG_COMMAND in build.operate_buildspec["phases"]["install"]["commands"]
+        assert build.operate_variables[ENV_SITE_CONFIG] == build.project_variables[ENV_SITE_CONFIG]
+
+
+def test_operator_shifts_viewers_step_by_step_and_retracts_them(codebuild: Callable[[str], CodeBuild]) -> None:
+    build = codebuild("git")
+    build.run(WRITE_CONFIG_COMMAND)
+    first, second = COMMIT[:12], "0123456789ab"
+    for rid, marker in ((first, "one"), (second, "two")):
+        sample_site(build.output_folder(), marker=marker)
+        assert build.stage(**{ENV_COMMIT: rid}).returncode == 0
+    assert build.operate("shift", first, "100").returncode == 0
+
+    states = []
+    for percent in ("10", "50"):
+        shifted = build.operate("shift", second, percent)
+        assert shifted.returncode == 0, shifted.stderr
+        states.append((build.routing().live, build.routing().canary, build.routing().weight))
+    retracted = build.operate("retract", second)
+    again = build.operate("retract", second)
+
+    assert states == [(first, second, 10), (first, second, 50)]
+    assert retracted.returncode == 0, retracted.stderr
+    assert (build.routing().live, build.routing().canary) == (first, None)
+    assert again.returncode == 0 and "has no viewers" in again.stderr
+
+    assert build.operate("shift", second, "100").returncode == 0
+    assert build.routing().live == second
+    assert build.operate("retract", second).returncode == 0
+    assert build.routing().live == first
+
+
+@pytest.mark.parametrize(
+    ("step", "release_id", "message"),
+    [
+        ("deploy", "4f9c2a7be01d", "unknown step 'deploy'"),
+        ("shift", "4f9c2a7be01d --to x", "is not a valid release id"),
+        ("retract", "x --to y", "is not a valid release id"),
+    ],
+)
+def test_operator_refuses_unknown_steps_and_ids_that_would_add_arguments(
+    step: str, release_id: str, message: str, codebuild: Callable[[str], CodeBuild]
+) -> None:
+    build = codebuild("git")
+    build.run(WRITE_CONFIG_COMMAND)
+
+    result = build.operate(step, release_id, "10")
+
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import threading
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from hosting_toolkit.config import (
 from hosting_toolkit.contract import (
     OUTPUT_BUCKET_NAME,
     OUTPUT_CONNECTION_ARN,
+    OUTPUT_DISTRIBUTION_DOMAIN_NAME,
     OUTPUT_KVS_ARN,
     OUTPUT_PIPELINE_NAME,
     OUTPUT_SITE_URL,
@@ -40,9 +44,19 @@ from hosting_toolkit.errors import BackendError
 from hosting_toolkit.pipeline.executions import PipelineRun, latest_run
 from hosting_toolkit.release.kvs import LocalKeyValueStore
 from hosting_toolkit.release.storage import LocalObjectStore
+from hosting_toolkit.site.dns import CERTIFICATE_REGION
 from hosting_toolkit.target import Target
 from tests.fakes.sites import write_files
 from tests.unit.test_detect import FIXTURES, package_json
+from tests.unit.test_domain_dns import (
+    APEX_RECORD,
+    CERTIFICATE_ARN,
+    certificate_resource,
+    described,
+    missing_stack,
+    option,
+    resources,
+)
 
 REGION = "eu-west-1"
 ACCOUNT = "111111111111"
@@ -253,38 +267,56 @@ def test_init_of_a_missing_folder_is_refused(tmp_path: Path) -> None:
 
 
 class Calls:
-    """A runner recording every command; ``deploy`` writes the outputs the stack would have."""
+    """A runner recording every command; ``deploy`` writes the outputs the stack would have.
 
-    def __init__(self, outputs: dict[str, str] | None = None, code: int = 0) -> None:
+    ``codes``: the exit code of each command in turn (default: ``code`` for all); ``until``: an
+    event each command waits for first, as a deploy waits for CloudFormation.
+    """
+
+    def __init__(
+        self,
+        outputs: dict[str, str] | None = None,
+        code: int = 0,
+        *,
+        codes: Sequence[int] = (),
+        until: threading.Event | None = None,
+    ) -> None:
         self.outputs = outputs or {}
         self.code = code
+        self.codes = list(codes)
+        self.until = until
         self.commands: list[tuple[list[str], dict[str, str], Path]] = []
 
     def __call__(self, command: Sequence[str], env: Mapping[str, str], cwd: Path) -> int:
         self.commands.append((list(command), dict(env), cwd))
-        if "--outputs-file" in command and self.code == 0:
+        if self.until is not None:
+            assert self.until.wait(5), "the command ended before what it waits for"
+        code = self.codes.pop(0) if self.codes else self.code
+        if "--outputs-file" in command and code == 0:
             path = Path(command[command.index("--outputs-file") + 1])
             path.write_text(json.dumps({command[3]: self.outputs}))
-        return self.code
+        return code
 
 
 class FakeSession:
-    """Hands out stubbed clients by service name."""
+    """Hands out stubbed clients by service and region; ``region_name`` is the default region, as in boto3."""
 
-    def __init__(self) -> None:
-        self.clients: dict[str, Any] = {}
-        self.stubbers: dict[str, Stubber] = {}
+    def __init__(self, region_name: str = REGION) -> None:
+        self.region_name = region_name
+        self.clients: dict[tuple[str, str], Any] = {}
+        self.stubbers: dict[tuple[str, str], Stubber] = {}
 
-    def stub(self, service: str) -> Stubber:
-        client = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+    def stub(self, service: str, region: str | None = None) -> Stubber:
+        region = region or self.region_name
+        client = boto3.client(service, region_name=region)  # type: ignore[call-overload]
         stubber = Stubber(client)
         stubber.activate()
-        self.clients[service] = client
-        self.stubbers[service] = stubber
+        self.clients[(service, region)] = client
+        self.stubbers[(service, region)] = stubber
         return stubber
 
-    def client(self, service: str, **_: Any) -> Any:
-        return self.clients[service]
+    def client(self, service: str, region_name: str | None = None, **_: Any) -> Any:
+        return self.clients[(service, region_name or self.region_name)]
 
     def verify(self) -> None:
         for stubber in self.stubbers.values():
@@ -519,7 +551,7 @@ def test_destroy_empties_the_pipeline_buckets_and_keeps_the_site_bucket(
     result = ok("destroy", "--yes")
 
     ((command, env, cwd),) = calls.commands
-    assert command == ["npx", "cdk", "destroy", "--all", "-c", f"config={config.resolve()}", "--force"]
+    assert command == ["npx", "cdk", "destroy", "hosting-docs", "-c", f"config={config.resolve()}", "--force"]
     assert (cwd, env["CDK_DISABLE_VERSION_CHECK"]) == (checkout, "1")
     assert f"emptying s3://{ARTIFACT_BUCKET}: 2 objects deleted" in result.stderr
     assert f"emptying s3://{CACHE_BUCKET}: 1 objects deleted" in result.stderr
@@ -573,6 +605,298 @@ def test_destroy_of_a_stack_that_is_not_deployed_exits_5(
     assert result.exit_code == 5
     assert "not deployed" in result.stderr
     assert calls.commands == []
+
+
+# -- custom domains: the certificate stack and the DNS records ------------------------------------
+
+DOMAIN = '[domain]\nnames = ["example.org"]\nwww_redirect = "www-to-apex"\n'
+ZONED = (
+    '[domain]\nnames = ["example.org"]\nhosted_zone_id = "Z0123456789ABCDEFGHIJ"\nhosted_zone_name = "example.org"\n'
+)
+DISTRIBUTION_DOMAIN = "d111111abcdef8.cloudfront.net"
+DOMAIN_OUTPUTS = {
+    OUTPUT_SITE_URL: "https://example.org",
+    OUTPUT_BUCKET_NAME: SITE_BUCKET,
+    OUTPUT_DISTRIBUTION_DOMAIN_NAME: DISTRIBUTION_DOMAIN,
+}
+SITE_RECORDS = [
+    f"  example.org CNAME {DISTRIBUTION_DOMAIN}",
+    f"  www.example.org CNAME {DISTRIBUTION_DOMAIN}",
+]
+
+
+def stub_pending_certificate(aws: FakeSession) -> threading.Event:
+    """One look of the watcher in us-east-1: the certificate stack has asked ACM, which waits for one record.
+
+    The event is set once ACM has answered, as CloudFormation would go on waiting until the record exists.
+    """
+    cloudformation = aws.stub("cloudformation", CERTIFICATE_REGION)
+    acm = aws.stub("acm", CERTIFICATE_REGION)
+    cloudformation.add_response("list_stack_resources", *resources("hosting-docs-certificate", certificate_resource()))
+    acm.add_response(
+        "describe_certificate", described(option("example.org", APEX_RECORD)), {"CertificateArn": CERTIFICATE_ARN}
+    )
+    missing_stack(cloudformation, "hosting-docs")
+    answered = threading.Event()
+    aws.clients[("acm", CERTIFICATE_REGION)].meta.events.register(
+        "after-call.acm.DescribeCertificate", lambda **_: answered.set()
+    )
+    return answered
+
+
+def watcher_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "certificate-validation"]
+
+
+def test_deploy_prints_the_validation_records_while_it_waits_and_the_site_records_after(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, DOMAIN)
+    calls = use_runner(monkeypatch, Calls(DOMAIN_OUTPUTS, until=stub_pending_certificate(aws)))
+
+    result = ok("deploy", "--yes")
+
+    ((command, _, _),) = calls.commands
+    assert command[3] == "hosting-docs"
+    assert "--exclusively" not in command and "--all" not in command
+    assert command[command.index("--progress") + 1] == "events"
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        "deploying hosting-docs without a pipeline, after its certificate stack hosting-docs-certificate in us-east-1"
+    )
+    assert lines[1].startswith("the certificate waits for these DNS records")
+    assert lines[2] == f"  {APEX_RECORD}"
+    assert lines[3] == "deployed hosting-docs: https://example.org"
+    assert lines[4].startswith("point the site's names at the distribution with these DNS records")
+    assert lines[5:7] == SITE_RECORDS
+    assert result.stdout.strip() == "https://example.org"
+    assert watcher_threads() == []
+
+
+def test_deploy_json_has_the_outputs_and_the_dns_records(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, DOMAIN)
+    use_runner(monkeypatch, Calls(DOMAIN_OUTPUTS, until=stub_pending_certificate(aws)))
+
+    data = json.loads(ok("deploy", "--yes", "--json").stdout)
+
+    assert data["site_url"] == "https://example.org"
+    assert data["stack"] == "hosting-docs"
+    assert data["outputs"] == DOMAIN_OUTPUTS
+    assert data["validation_records"] == [asdict(APEX_RECORD)]
+    assert data["dns_records"] == [
+        {"name": "example.org", "type": "CNAME", "value": DISTRIBUTION_DOMAIN},
+        {"name": "www.example.org", "type": "CNAME", "value": DISTRIBUTION_DOMAIN},
+    ]
+
+
+@pytest.mark.parametrize("failure", ["exit code", "interrupt"])
+def test_the_watcher_stops_when_the_deploy_fails(
+    failure: str, tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, DOMAIN)
+    answered = stub_pending_certificate(aws)
+
+    def deploy(command: Sequence[str], env: Mapping[str, str], cwd: Path) -> int:
+        assert answered.wait(5)
+        if failure == "interrupt":
+            raise KeyboardInterrupt
+        return 1
+
+    monkeypatch.setattr(project, "runner", deploy)
+
+    result = run("deploy", "--yes")
+
+    assert result.exit_code == (6 if failure == "exit code" else 130)
+    assert f"  {APEX_RECORD}" in result.stderr
+    assert "point the site's names" not in result.stderr
+    assert watcher_threads() == []
+
+
+def test_deploy_with_a_hosted_zone_says_the_stack_manages_the_records(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, ZONED)
+    calls = use_runner(monkeypatch, Calls(DOMAIN_OUTPUTS))
+
+    result = ok("deploy", "--yes", "--json")
+
+    assert "--progress" not in calls.commands[0][0]
+    assert (
+        "DNS: the stack manages the records of example.org (certificate validation, A and AAAA aliases) "
+        "in the Route 53 zone example.org (Z0123456789ABCDEFGHIJ)"
+    ) in result.stderr
+    data = json.loads(result.stdout)
+    assert (data["validation_records"], data["dns_records"]) == ([], [])
+
+
+def test_deploy_in_us_east_1_has_no_certificate_stack(
+    tmp_path: Path, checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(project, "session_factory", lambda: FakeSession(CERTIFICATE_REGION))
+    write_config(tmp_path, ZONED)
+    use_runner(monkeypatch, Calls(DOMAIN_OUTPUTS))
+
+    result = ok("deploy", "--yes")
+
+    assert "deploying hosting-docs without a pipeline\n" in result.stderr
+    assert "certificate stack" not in result.stderr
+
+
+def test_deploy_without_a_domain_says_nothing_about_dns(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, "")
+    use_runner(monkeypatch, Calls(OUTPUTS))
+
+    result = ok("deploy", "--yes", "--json")
+
+    assert "DNS" not in result.stderr and "certificate" not in result.stderr
+    data = json.loads(result.stdout)
+    assert data == {
+        "site_url": SITE_URL,
+        "stack": "hosting-docs",
+        "outputs": OUTPUTS,
+        "connection_status": None,
+        "validation_records": [],
+        "dns_records": [],
+    }
+
+
+def stub_certificate_stack(aws: FakeSession, *, deployed: bool) -> None:
+    cloudformation = aws.stub("cloudformation", CERTIFICATE_REGION)
+    if deployed:
+        cloudformation.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "hosting-docs-certificate",
+                        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
+                        "StackStatus": "CREATE_COMPLETE",
+                    }
+                ]
+            },
+            {"StackName": "hosting-docs-certificate"},
+        )
+    else:
+        cloudformation.add_client_error(
+            "describe_stacks",
+            service_error_code="ValidationError",
+            service_message="Stack with id hosting-docs-certificate does not exist",
+            expected_params={"StackName": "hosting-docs-certificate"},
+        )
+
+
+def test_destroy_removes_the_certificate_stack_after_the_site_stack(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path, DOMAIN)
+    calls = use_runner(monkeypatch, Calls())
+    stub_certificate_stack(aws, deployed=True)
+    stub_stack(aws, buckets=[SITE_BUCKET])
+    aws.stub("s3")
+
+    result = ok("destroy", "--yes")
+
+    assert [command for command, _, _ in calls.commands] == [
+        ["npx", "cdk", "destroy", stack, "-c", f"config={config.resolve()}", "--force"]
+        for stack in ("hosting-docs", "hosting-docs-certificate")
+    ]
+    assert "destroying the certificate stack hosting-docs-certificate in us-east-1" in result.stderr
+    assert "destroyed hosting-docs and hosting-docs-certificate" in result.stderr
+    assert f"kept s3://{SITE_BUCKET} with its releases" in result.stderr
+
+
+def test_destroy_names_the_certificate_stack_when_it_asks(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, DOMAIN)
+    calls = use_runner(monkeypatch, Calls())
+
+    result = run("destroy", input="n\n")
+
+    assert result.exit_code == 1
+    assert (
+        "destroy hosting-docs and its certificate stack hosting-docs-certificate in us-east-1, keeping the site bucket?"
+    ) in result.stderr
+    assert calls.commands == []
+
+
+def test_destroy_removes_a_certificate_stack_left_alone(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, DOMAIN)
+    calls = use_runner(monkeypatch, Calls())
+    stub_certificate_stack(aws, deployed=True)
+    aws.stub("cloudformation").add_client_error(
+        "describe_stacks",
+        service_error_code="ValidationError",
+        service_message="Stack with id hosting-docs does not exist",
+    )
+
+    result = ok("destroy", "--yes")
+
+    assert [command[3] for command, _, _ in calls.commands] == ["hosting-docs-certificate"]
+    assert "hosting-docs is not deployed; destroying its certificate stack hosting-docs-certificate alone" in (
+        result.stderr
+    )
+    assert "destroyed hosting-docs-certificate\n" in result.stderr
+
+
+def test_destroy_skips_a_certificate_stack_never_deployed(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, DOMAIN)
+    calls = use_runner(monkeypatch, Calls())
+    stub_certificate_stack(aws, deployed=False)
+    stub_stack(aws, buckets=[SITE_BUCKET])
+    aws.stub("s3")
+
+    result = ok("destroy", "--yes")
+
+    assert [command[3] for command, _, _ in calls.commands] == ["hosting-docs"]
+    assert "destroyed hosting-docs\n" in result.stderr
+
+
+def test_a_failed_certificate_stack_destroy_says_the_site_stack_is_gone(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, DOMAIN)
+    use_runner(monkeypatch, Calls(codes=[0, 1]))
+    stub_certificate_stack(aws, deployed=True)
+    stub_stack(aws, buckets=[SITE_BUCKET])
+    aws.stub("s3")
+
+    result = run("destroy", "--yes")
+
+    assert result.exit_code == 6
+    assert "hosting-docs is gone, but cdk destroy of hosting-docs-certificate failed (exit code 1)" in result.stderr
+
+
+def test_destroy_in_us_east_1_has_only_the_site_stack(
+    tmp_path: Path, checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws = FakeSession(CERTIFICATE_REGION)
+    monkeypatch.setattr(project, "session_factory", lambda: aws)
+    write_config(tmp_path, ZONED)
+    calls = use_runner(monkeypatch, Calls())
+    stub_stack(aws, buckets=[SITE_BUCKET])
+    aws.stub("s3")
+
+    result = ok("destroy", "--yes")
+
+    assert [command[3] for command, _, _ in calls.commands] == ["hosting-docs"]
+    assert "certificate" not in result.stderr
+    aws.verify()
+
+
+def test_the_cli_does_not_load_the_cdk() -> None:
+    """Importing ``aws_cdk`` starts Node.js (and its banner); the CLI's DNS code must not need it."""
+    probe = "import sys, hosting_toolkit.cli.main; sys.exit('aws_cdk' in sys.modules or 'jsii' in sys.modules)"
+
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
 
 
 # -- status -------------------------------------------------------------------------------------

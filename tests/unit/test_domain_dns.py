@@ -5,11 +5,16 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from botocore.stub import Stubber
 
+from hosting_toolkit.component import build_stacks
 from hosting_toolkit.config import DomainConfig, HostingConfig, SiteConfig
+from hosting_toolkit.site import dns
+from hosting_toolkit.site import domain as site_domain
 from hosting_toolkit.site.dns import DnsRecord, ValidationWatcher, site_records, validation_records
+from tests.cdk_helpers import cdk_context
 from tests.fakes.aws import StubbedSession
 
 CERTIFICATE_ARN = "arn:aws:acm:us-east-1:111111111111:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
@@ -107,9 +112,28 @@ def test_the_watcher_prints_each_record_once_from_us_east_1() -> None:
     assert watcher.poll() == [APEX_RECORD]
     assert watcher.poll() == [WWW_RECORD]
 
-    assert lines[0].startswith("the certificate waits for these DNS records")
-    assert lines[1:] == [f"  {APEX_RECORD}", f"  {WWW_RECORD}"]
+    first, second = (message.splitlines() for message in lines)
+    assert first[0].startswith("the certificate waits for these DNS records: create them at your DNS provider")
+    assert "keep them (ACM renews the certificate with them)" in first[0]
+    assert first[1:] == [f"  {APEX_RECORD}"]
+    assert second == ["the certificate also waits for:", f"  {WWW_RECORD}"]
     assert {region for _, region in session.regions} == {"us-east-1"}
+
+
+def test_the_watcher_prints_nothing_once_stopped() -> None:
+    session = StubbedSession("cloudformation", "acm")
+    cloudformation, acm = session.stubbers["cloudformation"], session.stubbers["acm"]
+    cloudformation.add_response("list_stack_resources", *resources("hosting-docs-certificate", certificate_resource()))
+    acm.add_response(
+        "describe_certificate", described(option("example.org", APEX_RECORD)), {"CertificateArn": CERTIFICATE_ARN}
+    )
+    missing_stack(cloudformation, "hosting-docs")
+    lines: list[str] = []
+    watcher = ValidationWatcher(session, EXTERNAL, lines.append)
+    watcher.__exit__(None, None, None)
+
+    assert watcher.poll() == [APEX_RECORD]
+    assert lines == []
 
 
 def test_the_watcher_runs_around_a_deploy_and_stops_with_it() -> None:
@@ -124,6 +148,21 @@ def test_the_watcher_runs_around_a_deploy_and_stops_with_it() -> None:
     with Watcher(session, EXTERNAL, print, interval=0.01) as watcher:
         assert polled.wait(5)
     assert watcher._thread is None
+    assert "certificate-validation" not in {thread.name for thread in threading.enumerate()}
+
+
+def test_the_watcher_stops_when_the_deploy_is_interrupted() -> None:
+    polled = threading.Event()
+
+    class Watcher(ValidationWatcher):
+        def poll(self) -> list[DnsRecord]:
+            polled.set()
+            return []
+
+    with pytest.raises(KeyboardInterrupt), Watcher(StubbedSession(), EXTERNAL, print, interval=0.01):
+        assert polled.wait(5)
+        raise KeyboardInterrupt
+    assert "certificate-validation" not in {thread.name for thread in threading.enumerate()}
 
 
 @pytest.mark.parametrize(
@@ -143,3 +182,30 @@ def test_site_records_point_every_name_at_the_distribution() -> None:
         "example.org CNAME d111111abcdef8.cloudfront.net",
         "www.example.org CNAME d111111abcdef8.cloudfront.net",
     ]
+
+
+# The CLI's side of the certificate stack (without the CDK) and the stacks the app builds.
+
+
+def test_the_certificate_region_and_stack_name_are_the_stacks_own() -> None:
+    assert dns.CERTIFICATE_REGION == site_domain.CERTIFICATE_REGION
+    assert (
+        dns.certificate_stack_name(EXTERNAL)
+        == site_domain.certificate_stack_name(EXTERNAL)
+        == "hosting-docs-certificate"
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "region"),
+    [(HostingConfig(), "eu-west-1"), (EXTERNAL, "eu-west-1"), (EXTERNAL, "us-east-1")],
+    ids=["no-domain", "domain-elsewhere", "domain-in-us-east-1"],
+)
+def test_certificate_stack_is_the_one_build_stacks_adds(config: HostingConfig, region: str) -> None:
+    app = cdk.App(context=cdk_context())
+
+    build_stacks(app, config, env=cdk.Environment(account="111111111111", region=region))
+
+    names = [child.stack_name for child in app.node.children if isinstance(child, cdk.Stack)]
+    certificate = dns.certificate_stack(config, region)
+    assert names == ([certificate] if certificate else []) + [config.stack_name]

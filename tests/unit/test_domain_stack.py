@@ -23,6 +23,7 @@ from hosting_toolkit.contract import (
     OUTPUT_ROUTER_FUNCTION_NAME,
     OUTPUT_SITE_URL,
 )
+from hosting_toolkit.edge.code import render_router
 from hosting_toolkit.errors import ConfigError
 from hosting_toolkit.site.domain import CERTIFICATE_REGION, certificate_stack_name
 from tests.cdk_helpers import APP_PY, ROOT, SynthesizedStack, cdk_context, subprocess_env, synth_hosting_stack
@@ -140,10 +141,12 @@ def test_a_domain_leaves_the_stateful_logical_ids_alone(zoned: SynthesizedStack)
     assert resources[DISTRIBUTION_LOGICAL_ID]["Type"] == "AWS::CloudFront::Distribution"
 
 
-def test_the_pending_www_redirect_is_a_synth_warning(zoned: SynthesizedStack) -> None:
-    Annotations.from_stack(zoned.stack).has_warning(
-        "/hosting-docs", Match.string_like_regexp("www.example.com .* serves the site")
-    )
+def test_the_www_redirect_is_compiled_into_the_deployed_router_without_a_warning(zoned: SynthesizedStack) -> None:
+    functions = zoned.template.find_resources("AWS::CloudFront::Function")
+    codes = [function["Properties"]["FunctionCode"] for function in functions.values()]
+    assert render_router(ZONED) in codes
+    assert '"www":["www.example.com","example.com"]' in render_router(ZONED)
+    Annotations.from_stack(zoned.stack).has_no_warning("*", Match.string_like_regexp("www_redirect"))
 
 
 # A stack in another region, DNS elsewhere.

@@ -19,6 +19,7 @@ from hosting_toolkit.edge.code import (
     render_router,
     render_viewer_response,
 )
+from hosting_toolkit.errors import ConfigError
 
 CONFIGS = {
     "spa": HostingConfig(site=SiteConfig(mode="spa")),
@@ -71,10 +72,11 @@ def test_oversized_router_raises_naming_budget_and_size(tmp_path: Path, monkeypa
     source.write_text("import cf from 'cloudfront';\n" + "const PADDING = '" + "x" * ROUTER_SIZE_BUDGET + "';\n")
     monkeypatch.setattr(code, "ROUTER_FILE", source)
     size = len(render(source, code.site_settings(HostingConfig())).encode())
-    with pytest.raises(
-        ValueError, match=rf"router function is {size} bytes, over its budget of {ROUTER_SIZE_BUDGET} bytes"
-    ):
+    with pytest.raises(ConfigError) as caught:
         render_router(HostingConfig())
+    assert caught.value.problems == [
+        f"router function is {size:,} bytes, over its budget of {ROUTER_SIZE_BUDGET:,} bytes"
+    ]
 
 
 def test_import_after_code_is_refused(tmp_path: Path) -> None:

@@ -281,10 +281,9 @@ def test_distribution_uses_the_cheapest_price_class_by_default(default_site: Syn
     assert _distribution_config(default_site.template)["PriceClass"] == "PriceClass_100"
 
 
-def test_router_owns_the_root_and_the_error_pages(default_site: SynthesizedStack) -> None:
+def test_router_owns_the_root_and_every_path(default_site: SynthesizedStack) -> None:
     config = _distribution_config(default_site.template)
     assert "DefaultRootObject" not in config
-    assert "CustomErrorResponses" not in config
     assert "CacheBehaviors" not in config
 
 

@@ -122,6 +122,10 @@ def text_of(value: Any) -> str:
             return str(arg[0]).join(text_of(part) for part in arg[1])
         if name == "Fn::Sub":
             return str(arg)
+        if name == "Fn::Select":
+            return f"${{{text_of(arg[1])}[{arg[0]}]}}"
+        if name == "Fn::Split":
+            return f"{text_of(arg[1])}.split({arg[0]!r})"
     raise AssertionError(f"unexpected value {value!r}")
 
 
@@ -169,14 +173,22 @@ def actions_by_stage(stack: SynthesizedStack) -> dict[str, list[dict[str, Any]]]
     return {stage["Name"]: stage["Actions"] for stage in pipeline_properties(stack)["Stages"]}
 
 
-def project_variables(stack: SynthesizedStack) -> dict[str, dict[str, Any]]:
-    project = the_one(stack.template_json, "AWS::CodeBuild::Project")[1]
+def build_project(stack: SynthesizedStack, which: str = "project") -> dict[str, Any]:
+    """The build's CodeBuild project (or ``verify_project``, ``operate_project``) as synthesized."""
+    assert stack.stack.pipeline is not None
+    logical_id = stack.logical_id(getattr(stack.stack.pipeline, which))
+    project: dict[str, Any] = stack.template_json["Resources"][logical_id]
+    assert project["Type"] == "AWS::CodeBuild::Project"
+    return project
+
+
+def project_variables(stack: SynthesizedStack, which: str = "project") -> dict[str, dict[str, Any]]:
+    project = build_project(stack, which)
     return {v["Name"]: v for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
 
 
-def synthesized_buildspec(stack: SynthesizedStack) -> dict[str, Any]:
-    project = the_one(stack.template_json, "AWS::CodeBuild::Project")[1]
-    spec: dict[str, Any] = yaml.safe_load(project["Properties"]["Source"]["BuildSpec"])
+def synthesized_buildspec(stack: SynthesizedStack, which: str = "project") -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(build_project(stack, which)["Properties"]["Source"]["BuildSpec"])
     return spec
 
 
@@ -209,18 +221,21 @@ def test_pipeline_is_v2_in_superseded_mode_never_parallel(
         ("zip", "S3", {"S3Bucket": Match.any_value(), "S3ObjectKey": "drops/site.zip", "PollForSourceChanges": False}),
     ],
 )
-def test_stages_take_the_source_then_build_and_release_it(
+def test_stages_take_the_source_then_build_verify_and_roll_it_out(
     source: str, provider: str, configuration: dict[str, Any], synth: Callable[[str], SynthesizedStack]
 ) -> None:
     stack = synth(source)
     stages = actions_by_stage(stack)
 
-    assert list(stages) == ["Source", "Release"]
+    assert list(stages) == ["Source", "Build", "Verify", "Rollout"]
     assert [a["ActionTypeId"]["Provider"] for a in stages["Source"]] == [provider]
-    assert [(a["Name"], a["ActionTypeId"]["Provider"]) for a in stages["Release"]] == [("BuildAndRelease", "CodeBuild")]
-    assert stages["Release"][0]["Configuration"]["ProjectName"] == {
-        "Ref": stack.logical_id(stack.stack.pipeline.project)
-    }  # type: ignore[union-attr]
+    assert [(a["Name"], a["ActionTypeId"]["Provider"]) for a in stages["Build"]] == [("BuildAndStage", "CodeBuild")]
+    assert [(a["Name"], a["ActionTypeId"]["Provider"]) for a in stages["Verify"]] == [("Verify", "CodeBuild")]
+    assert [(a["Name"], a["ActionTypeId"]["Provider"]) for a in stages["Rollout"]] == [("Rollout", "StepFunctions")]
+    pipeline = stack.stack.pipeline
+    assert pipeline is not None
+    assert stages["Build"][0]["Configuration"]["ProjectName"] == {"Ref": stack.logical_id(pipeline.project)}
+    assert stages["Verify"][0]["Configuration"]["ProjectName"] == {"Ref": stack.logical_id(pipeline.verify_project)}
     stack.template.has_resource_properties(
         "AWS::CodePipeline::Pipeline",
         {
@@ -455,7 +470,7 @@ def test_build_action_passes_the_commit_or_the_uploaded_version(
 ) -> None:
     stack = synth(source)
     source_action = actions_by_stage(stack)["Source"][0]
-    build_action = actions_by_stage(stack)["Release"][0]
+    build_action = actions_by_stage(stack)["Build"][0]
     passed = json.loads(build_action["Configuration"]["EnvironmentVariables"])
 
     assert {v["name"]: v["value"] for v in passed} == variables
@@ -516,6 +531,7 @@ BUILD_ROLE_GRANTS = {
     ("s3:GetObject", f"{SITE}/_meta/*"),
     ("s3:PutObject", f"{SITE}/releases/*"),
     ("s3:PutObject", f"{SITE}/_meta/*"),
+    ("s3:PutObject", f"{SITE}/errors/*"),
     ("s3:AbortMultipartUpload", f"{SITE}/releases/*"),
     ("s3:DeleteObject", f"{SITE}/_meta/pending/*"),
     ("s3:ListBucket", SITE),
@@ -640,7 +656,9 @@ def test_artifacts_and_caches_expire(synth: Callable[[str], SynthesizedStack]) -
 
 def test_build_logs_are_kept_three_months_and_go_with_the_stack(synth: Callable[[str], SynthesizedStack]) -> None:
     stack = synth("zip")
-    logical_id, group = the_one(stack.template_json, "AWS::Logs::LogGroup")
+    assert stack.stack.pipeline is not None
+    logical_id = stack.logical_id(stack.stack.pipeline.log_group)
+    group = stack.template_json["Resources"][logical_id]
 
     assert group["Properties"] == {"RetentionInDays": 90}
     assert group["DeletionPolicy"] == "Delete"
@@ -696,6 +714,7 @@ def pipeline_acknowledgements(source: str) -> dict[str, list[str]]:
         "AwsSolutions-IAM5[Resource::<PipelineCacheBucket13EB56ED.Arn>/*]",
         "AwsSolutions-IAM5[Resource::<SiteBucket978D4AEB.Arn>/_meta/*]",
         "AwsSolutions-IAM5[Resource::<SiteBucket978D4AEB.Arn>/_meta/pending/*]",
+        "AwsSolutions-IAM5[Resource::<SiteBucket978D4AEB.Arn>/errors/*]",
         "AwsSolutions-IAM5[Resource::<SiteBucket978D4AEB.Arn>/releases/*]",
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
         "/aws/codebuild/<PipelineBuild9D009F66>:*]",
@@ -708,8 +727,37 @@ def pipeline_acknowledgements(source: str) -> dict[str, list[str]]:
         "AwsSolutions-IAM5[Action::s3:List*]",
         "AwsSolutions-IAM5[Resource::<PipelineArtifactBucket5F943F51.Arn>/*]",
     ]
+    operator_role = [
+        "AwsSolutions-IAM5[Resource::<SiteBucket978D4AEB.Arn>/_meta/*]",
+        "AwsSolutions-IAM5[Resource::<SiteBucket978D4AEB.Arn>/errors/*]",
+        "AwsSolutions-IAM5[Resource::<SiteBucket978D4AEB.Arn>/releases/*]",
+    ]
+    verify_role = [
+        *operator_role,
+        "AwsSolutions-IAM5[Action::s3:GetBucket*]",
+        "AwsSolutions-IAM5[Action::s3:GetObject*]",
+        "AwsSolutions-IAM5[Action::s3:List*]",
+        "AwsSolutions-IAM5[Resource::<PipelineArtifactBucket5F943F51.Arn>/*]",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+        "/aws/codebuild/<PipelineVerifyE909C2FD>:*]",
+    ]
+    operator_role.append(
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+        "/aws/codebuild/<PipelineOperateA2B2AFD9>:*]"
+    )
+    machine = '{"Ref":"PipelineRolloutStateMachineDF912B6B"}'
+    part = [f'{{"Fn::Select":[{i},{{"Fn::Split":[":",{machine}]}}]}}' for i in range(7)]
+    name = CONFIGS[source].site.name
+    pipeline_role.append(
+        f"AwsSolutions-IAM5[Resource::arn:{part[1]}:states:{part[3]}:{part[4]}:execution:{part[6]}:rollout-{name}*]"
+    )
     expected = {
         **{path: sorted(rules) for path, rules in SITE_ACKNOWLEDGED.items()},
+        "Pipeline/Verify": ["AwsSolutions-CB4"],
+        "Pipeline/Verify/Role": sorted(verify_role),
+        "Pipeline/Operate": ["AwsSolutions-CB4"],
+        "Pipeline/Operate/Role": sorted(operator_role),
+        "Pipeline/Rollout/StateMachine/Role": ["AwsSolutions-IAM5[Resource::*]"],
         "Pipeline/ArtifactBucket": ["AwsSolutions-S1"],
         "Pipeline/CacheBucket": ["AwsSolutions-S1"],
         "Pipeline/Build": ["AwsSolutions-CB4"],
