@@ -1,4 +1,4 @@
-"""The local demo: two releases of an example site, served, switched and rolled back, no AWS needed."""
+"""The local demo: releases of an example site served, switched, rolled back, previewed and canaried, no AWS needed."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hosting_toolkit.config import HostingConfig
+from hosting_toolkit.contract import PREVIEW_RELEASE_HEADER, PREVIEW_TOKEN_HEADER
 from hosting_toolkit.edge.sandbox import FunctionSandbox
 from hosting_toolkit.local.edge import LocalEdge
 from hosting_toolkit.local.server import serving
 from hosting_toolkit.release.engine import Progress, ReleaseEngine
+from hosting_toolkit.release.preview import preview_path, preview_token
 from hosting_toolkit.target import Target, local_target
 
 _PAGE = """<!doctype html>
@@ -32,7 +34,15 @@ _VERSIONS = {
         "js_hash": "9b2d7c41",
         "css_hash": "7d3e2a10",
     },
+    "3": {
+        "text": "The third release: tried by a preview and a canary before anyone else gets it.",
+        "js_hash": "c0ffee42",
+        "css_hash": "7d3e2a10",
+    },
 }
+#: Viewers the demo's canary step simulates, each without cookies (a new cohort each).
+CANARY_VIEWERS = 1000
+CANARY_PERCENT = 20
 
 
 def write_example_site(folder: Path, version: str) -> Path:
@@ -59,9 +69,9 @@ class Seen:
     body: str
 
 
-def fetch(url: str) -> Seen:
+def fetch(url: str, headers: dict[str, str] | None = None) -> Seen:
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as response:
             return Seen(response.status, response.headers.get("x-release"), response.read().decode())
     except urllib.error.HTTPError as exc:
         return Seen(exc.code, exc.headers.get("x-release"), exc.read().decode(errors="replace"))
@@ -76,7 +86,7 @@ def run_demo(
     progress: Progress | None = None,
     wait: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Run every step against a fresh local target in ``root``; return the two release ids.
+    """Run every step against a fresh local target in ``root``; return the release ids, oldest first.
 
     ``wait`` is called with the site URL while the server still runs, so a person can look.
     """
@@ -85,7 +95,7 @@ def run_demo(
         shutil.rmtree(target_dir)
     target: Target = local_target(target_dir, config)
     engine = ReleaseEngine(target.store, target.kvs, config, actor="demo", progress=progress)
-    builds = [write_example_site(root / f"build-v{v}", v) for v in ("1", "2")]
+    builds = [write_example_site(root / f"build-v{v}", v) for v in ("1", "2", "3")]
 
     with FunctionSandbox() as sandbox:
         edge = LocalEdge(store=target.store, kvs=target.kvs, config=config, sandbox=sandbox)  # type: ignore[arg-type]
@@ -113,6 +123,24 @@ def run_demo(
             say(f"5. activated {second.id} again: GET / -> x-release: {seen.release}")
             bad = fetch(url + "%2e%2e/%2e%2e/etc/passwd")
             say(f"6. a path escaping the release folder: GET /%2e%2e/%2e%2e/etc/passwd -> {bad.status}")
+            missing = fetch(url + "assets/gone.js")
+            say(f"7. a missing file: GET /assets/gone.js -> {missing.status}, the live release's error page, no S3 XML")
+            third = engine.create(builds[2], message="third release", activate=False)
+            token = preview_token(engine.kvs).value
+            seen = fetch(url, {PREVIEW_RELEASE_HEADER: third.id, PREVIEW_TOKEN_HEADER: token})
+            say(
+                f"8. staged {third.id} without traffic; its preview link: {url.rstrip('/')}{preview_path(third.id, token)}"
+            )
+            say(f"   GET / with the preview token -> x-release: {seen.release}; without it -> {fetch(url).release}")
+            engine.canary(third.id, CANARY_PERCENT)
+            releases = [fetch(url).release for _ in range(CANARY_VIEWERS)]
+            share = 100 * releases.count(third.id) / CANARY_VIEWERS
+            say(
+                f"9. canary {third.id} at {CANARY_PERCENT}%: {share:.1f}% of {CANARY_VIEWERS} new viewers got it "
+                "(a stable cohort each, kept in a cookie)"
+            )
+            engine.abort()
+            say(f"   aborted: every viewer is back on {fetch(url).release}; nothing was deleted")
             if wait is not None:
                 wait(url)
-    return [first.id, second.id]
+    return [first.id, second.id, third.id]

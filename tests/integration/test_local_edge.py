@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,7 +120,12 @@ def test_the_demo_releases_switches_and_rolls_back(tmp_path: Path) -> None:
     lines: list[str] = []
     ids = run_demo(tmp_path, HostingConfig(), port=0, say=lines.append)
     text = "\n".join(lines)
-    assert len(ids) == 2 and ids[0] != ids[1]
+    assert len(set(ids)) == 3
     assert "GET / -> 503" in text
     assert f"x-release: {ids[0]}" in text and f"x-release: {ids[1]}" in text
     assert "-> 400" in text
+    assert "GET /assets/gone.js -> 404" in text
+    assert f"GET / with the preview token -> x-release: {ids[2]}; without it -> {ids[1]}" in text
+    share = float(re.search(r"at 20%: ([0-9.]+)% of 1000 new viewers", text).group(1))  # type: ignore[union-attr]
+    assert 15 <= share <= 25
+    assert f"aborted: every viewer is back on {ids[1]}" in text
