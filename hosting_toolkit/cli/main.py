@@ -61,7 +61,7 @@ def main_options(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", envvar="HOSTING_TOOLKIT_CONFIG", help="Configuration file [default: ./hosting.toml]."
+            "--config", "-c", envvar="HOSTING_TOOLKIT_CONFIG", help="Configuration file \\[default: ./hosting.toml]."
         ),
     ] = None,
     local: Annotated[
@@ -120,7 +120,7 @@ def release(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Build output folder or ZIP file.", show_default=False)],
     release_id: Annotated[
-        str | None, typer.Option("--id", help="Release id [default: derived from the content].")
+        str | None, typer.Option("--id", help="Release id \\[default: derived from the content].")
     ] = None,
     message: Annotated[str, typer.Option("--message", "-m", help="A note kept with the release.")] = "",
     revision: Annotated[
@@ -178,7 +178,7 @@ def activate(
 def rollback(
     ctx: typer.Context,
     to: Annotated[
-        str | None, typer.Option("--to", metavar="ID", help="Release to return to [default: the previous live one].")
+        str | None, typer.Option("--to", metavar="ID", help="Release to return to \\[default: the previous live one].")
     ] = None,
     from_release: Annotated[
         str | None,
@@ -223,7 +223,7 @@ def rollback(
 @app.command()
 def prune(
     ctx: typer.Context,
-    keep: Annotated[int | None, typer.Option("--keep", help="Newest releases to keep [default: release.keep].")] = None,
+    keep: Annotated[int | None, typer.Option("--keep", help="Newest releases to keep \\[default: release.keep].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was removed as JSON.")] = False,
 ) -> None:
     """Delete old releases; live, canary and pinned releases and the newest --keep always stay."""
@@ -345,7 +345,7 @@ def demo(
     port: Annotated[int, typer.Option("--port", "-p", help="Port of the local edge (0 picks a free one).")] = 8080,
     stay: Annotated[
         bool | None,
-        typer.Option("--serve/--no-serve", help="Keep serving at the end until Ctrl-C [default: on a terminal]."),
+        typer.Option("--serve/--no-serve", help="Keep serving at the end until Ctrl-C \\[default: on a terminal]."),
     ] = None,
 ) -> None:
     """Release two versions of an example site locally, serve, switch and roll back: no AWS needed."""
