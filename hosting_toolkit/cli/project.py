@@ -570,7 +570,9 @@ def init(
     framework: Annotated[
         str | None, typer.Option("--framework", help=f"Framework, when detection cannot tell: {', '.join(FRAMEWORKS)}.")
     ] = None,
-    command: Annotated[str | None, typer.Option("--command", help="Build command \\[default: the framework's].")] = None,
+    command: Annotated[
+        str | None, typer.Option("--command", help="Build command \\[default: the framework's].")
+    ] = None,
     output_dir: Annotated[
         str | None, typer.Option("--output-dir", help="Build output folder \\[default: the framework's].")
     ] = None,
@@ -698,4 +700,11 @@ def pipeline_lines(status: dict[str, Any] | None) -> list[str]:
         return [f"pipeline: {status['name']}, not run yet"]
     revision = latest["revision"][:12]
     what = " ".join(part for part in (revision, f'"{latest["summary"]}"' if latest["summary"] else "") if part)
-    return [f"pipeline: {latest['status']} {what}".rstrip() + f" (started {latest['started'][:19].replace('T', ' ')})"]
+    where = f" at {latest['stage']}" if latest.get("stage") else ""
+    lines = [
+        f"pipeline: {latest['status']}{where} {what}".rstrip()
+        + f" (started {latest['started'][:19].replace('T', ' ')})"
+    ]
+    if latest.get("reason"):
+        lines.append(f"  why: {latest['reason']}")
+    return lines

@@ -20,6 +20,9 @@ class PipelineRun:
     revision: the source revision it built (a commit, or an uploaded object's version).
     summary: the revision's summary (a commit message's first line).
     trigger: what started it (``Webhook``, ``CloudWatchEvent``, ``StartPipelineExecution``...).
+    stage: the stage it is in, or the one it stopped at (``Build``, ``Verify``, ``Approve``, ``Rollout``...).
+    reason: why its failed action failed, as CodePipeline reports it (for a rollout: the state
+      machine's error and cause, e.g. which alarm fired).
     """
 
     pipeline: str
@@ -29,6 +32,8 @@ class PipelineRun:
     revision: str = ""
     summary: str = ""
     trigger: str = ""
+    stage: str = ""
+    reason: str = ""
 
 
 def _summary(text: str) -> str:
@@ -57,12 +62,35 @@ def latest_run(client: Any, pipeline: str) -> PipelineRun | None:
         return None
     latest = summaries[0]
     revisions = latest.get("sourceRevisions") or [{}]
+    run_id = str(latest["pipelineExecutionId"])
+    try:
+        stages = client.get_pipeline_state(name=pipeline).get("stageStates") or []
+    except (BotoCoreError, ClientError) as exc:
+        raise BackendError(f"reading the state of pipeline {pipeline} failed: {exc}") from exc
+    stage, reason = _where(stages, run_id)
     return PipelineRun(
         pipeline=pipeline,
-        id=str(latest["pipelineExecutionId"]),
+        id=run_id,
         status=str(latest["status"]),
         started=_time(latest.get("startTime")),
         revision=str(revisions[0].get("revisionId") or ""),
         summary=_summary(str(revisions[0].get("revisionSummary") or "")),
         trigger=str((latest.get("trigger") or {}).get("triggerType") or ""),
+        stage=stage,
+        reason=reason,
     )
+
+
+def _where(stages: list[dict[str, Any]], run_id: str) -> tuple[str, str]:
+    """The last stage execution ``run_id`` reached, and the error of its failed action, if any."""
+    stage, reason = "", ""
+    for state in stages:
+        if (state.get("latestExecution") or {}).get("pipelineExecutionId") != run_id:
+            continue
+        stage = str(state.get("stageName") or "")
+        for action in state.get("actionStates") or []:
+            execution = action.get("latestExecution") or {}
+            if execution.get("status") == "Failed":
+                details = execution.get("errorDetails") or {}
+                reason = str(details.get("message") or execution.get("summary") or "failed")
+    return stage, reason

@@ -916,12 +916,59 @@ EXECUTION = {
 }
 
 
-def stub_executions(aws: FakeSession, summaries: list[dict[str, Any]]) -> None:
-    aws.stub("codepipeline").add_response(
+RUN_ID = "5c7e1a2b-0000-4000-8000-000000000001"
+#: The pipeline's state while EXECUTION verifies its release (an older run's rollout failed earlier).
+RUNNING_STATE = [
+    {"stageName": "Source", "latestExecution": {"pipelineExecutionId": RUN_ID, "status": "Succeeded"}},
+    {"stageName": "Build", "latestExecution": {"pipelineExecutionId": RUN_ID, "status": "Succeeded"}},
+    {"stageName": "Verify", "latestExecution": {"pipelineExecutionId": RUN_ID, "status": "InProgress"}},
+    {
+        "stageName": "Rollout",
+        "latestExecution": {"pipelineExecutionId": "an-older-run", "status": "Failed"},
+        "actionStates": [
+            {"actionName": "Rollout", "latestExecution": {"status": "Failed", "errorDetails": {"message": "old"}}}
+        ],
+    },
+]
+ALARM_CAUSE = (
+    "AlarmFired: alarms went into ALARM while 4f9c2a7be01d had 10% of viewers: "
+    '["hosting-docs-5xx-error-rate"] []; any viewers it had went back to the release before it'
+)
+#: The pipeline's state once EXECUTION's rollout failed on an alarm.
+FAILED_STATE = [
+    *RUNNING_STATE[:2],
+    {"stageName": "Verify", "latestExecution": {"pipelineExecutionId": RUN_ID, "status": "Succeeded"}},
+    {
+        "stageName": "Rollout",
+        "latestExecution": {"pipelineExecutionId": RUN_ID, "status": "Failed"},
+        "actionStates": [
+            {
+                "actionName": "Rollout",
+                "latestExecution": {
+                    "status": "Failed",
+                    "errorDetails": {"code": "JobFailed", "message": ALARM_CAUSE},
+                },
+            }
+        ],
+    },
+]
+
+
+def stub_executions(
+    aws: FakeSession, summaries: list[dict[str, Any]], stages: list[dict[str, Any]] | None = None
+) -> None:
+    stub = aws.stub("codepipeline")
+    stub.add_response(
         "list_pipeline_executions",
         {"pipelineExecutionSummaries": summaries},
         {"pipelineName": "hosting-docs-Pipeline", "maxResults": 1},
     )
+    if summaries:
+        stub.add_response(
+            "get_pipeline_state",
+            {"pipelineName": "hosting-docs-Pipeline", "stageStates": RUNNING_STATE if stages is None else stages},
+            {"name": "hosting-docs-Pipeline"},
+        )
 
 
 def test_latest_run_reads_the_newest_execution(aws: FakeSession) -> None:
@@ -937,7 +984,17 @@ def test_latest_run_reads_the_newest_execution(aws: FakeSession) -> None:
         revision="4f9c2a7be01d5c3f8a6b9e0d1c2b3a4f5e6d7c8b",
         summary="Add pricing",
         trigger="Webhook",
+        stage="Verify",
     )
+
+
+def test_latest_run_says_where_it_failed_and_why(aws: FakeSession) -> None:
+    stub_executions(aws, [{**EXECUTION, "status": "Failed"}], FAILED_STATE)
+
+    run_ = latest_run(aws.client("codepipeline"), "hosting-docs-Pipeline")
+
+    assert run_ is not None
+    assert (run_.status, run_.stage, run_.reason) == ("Failed", "Rollout", ALARM_CAUSE)
 
 
 def test_latest_run_before_the_first_execution_is_none(aws: FakeSession) -> None:
@@ -974,8 +1031,19 @@ def test_status_adds_the_pipelines_latest_run(deployed_target: Target, aws: Fake
     result = ok("status")
 
     assert result.stdout.splitlines()[-1] == (
-        'pipeline: InProgress 4f9c2a7be01d "Add pricing" (started 2026-03-01 12:30:00)'
+        'pipeline: InProgress at Verify 4f9c2a7be01d "Add pricing" (started 2026-03-01 12:30:00)'
     )
+
+
+def test_status_shows_why_the_latest_run_failed(deployed_target: Target, aws: FakeSession) -> None:
+    stub_executions(aws, [{**EXECUTION, "status": "Failed"}], FAILED_STATE)
+
+    result = ok("status")
+
+    assert result.stdout.splitlines()[-2:] == [
+        'pipeline: Failed at Rollout 4f9c2a7be01d "Add pricing" (started 2026-03-01 12:30:00)',
+        f"  why: {ALARM_CAUSE}",
+    ]
 
 
 def test_status_json_adds_the_pipeline(deployed_target: Target, aws: FakeSession) -> None:
