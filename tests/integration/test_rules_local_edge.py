@@ -109,6 +109,13 @@ def test_header_rules_apply_to_the_path_the_viewer_asked_for(edge: Edge) -> None
     assert "x-frame" not in page and "x-asset" not in page
 
 
+def test_header_rules_do_not_reach_an_origin_error_as_on_cloudfront(edge: Edge) -> None:
+    status, headers, _ = edge.get("/assets/gone.js")
+
+    assert status == 404
+    assert "x-asset" not in headers and RELEASE_HEADER not in headers
+
+
 def test_a_viewer_cannot_pick_header_rules_itself(edge: Edge) -> None:
     _, headers, _ = edge.get("/pricing", headers={"x-hosting-rules": "0.1"})
     assert "x-asset" not in headers and "x-frame" not in headers
