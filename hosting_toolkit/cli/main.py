@@ -88,7 +88,11 @@ def main_options(
     ] = None,
     site_url: Annotated[
         str | None,
-        typer.Option("--site-url", envvar="HOSTING_TOOLKIT_SITE_URL", help="Site address shown after a release."),
+        typer.Option(
+            "--site-url",
+            envvar="HOSTING_TOOLKIT_SITE_URL",
+            help="Site address: shown after a release, requested by verify and previews.",
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
@@ -350,7 +354,7 @@ def demo(
         typer.Option("--serve/--no-serve", help="Keep serving at the end until Ctrl-C \\[default: on a terminal]."),
     ] = None,
 ) -> None:
-    """Release two versions of an example site locally, serve, switch and roll back: no AWS needed."""
+    """Release, serve, switch, roll back, preview and canary an example site locally: no AWS needed."""
     from hosting_toolkit.local.demo import run_demo
 
     session = session_of(ctx)
