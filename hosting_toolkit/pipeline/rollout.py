@@ -416,28 +416,19 @@ class RolloutStateMachine(Construct):
             )
         )
         if watched:
+            # CloudWatch returns composite alarms only to a DescribeAlarms permission on every
+            # resource ("*"); the call reads alarm states and names, nothing else.
             role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    sid="ReadAlarms",
-                    actions=["cloudwatch:DescribeAlarms"],
-                    resources=[
-                        stack.format_arn(
-                            service="cloudwatch",
-                            resource="alarm",
-                            resource_name=name,
-                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                        for name in watched
-                    ],
-                )
+                iam.PolicyStatement(sid="ReadAlarms", actions=["cloudwatch:DescribeAlarms"], resources=["*"])
             )
         cdk.Validations.of(role).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason=(
                     "Step Functions' own grants for execution logs (logs:*LogDelivery, which take no resource) "
-                    "and X-Ray traces (xray:Put*, which take no resource); every call of the rollout itself is "
-                    "limited to the operator project, the sync rule and the named alarms."
+                    "and X-Ray traces (xray:Put*, which take no resource), and cloudwatch:DescribeAlarms, which "
+                    "returns composite alarms only when granted on every resource; it reads alarm states, and the "
+                    "rollout's builds are limited to the operator project and the sync rule."
                 ),
             )
         )
