@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from hosting_toolkit.edge.rules import RulesConfig, header_rules, redirect_rules, rewrite_rules
 from hosting_toolkit.errors import ConfigError
+from hosting_toolkit.validation import suggest, tables
 
 DEFAULT_CONFIG_FILE = "hosting.toml"
 
@@ -409,11 +409,6 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(sorted(options))})"
-
-
 def _check_int(problems: list[str], key: str, value: Any, low: int, high: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         problems.append(f"{key}: expected a whole number, got {value!r}")
@@ -441,7 +436,7 @@ def _validate_headers(problems: list[str], h: HeadersConfig) -> None:
         problems.append(f"headers.frame_options: {h.frame_options!r} is not valid; use 'DENY' or 'SAMEORIGIN'")
     if h.referrer_policy not in REFERRER_POLICIES:
         problems.append(
-            f"headers.referrer_policy: {h.referrer_policy!r} is not a policy{_suggest(str(h.referrer_policy), list(REFERRER_POLICIES))}"
+            f"headers.referrer_policy: {h.referrer_policy!r} is not a policy{suggest(str(h.referrer_policy), list(REFERRER_POLICIES))}"
         )
 
 
@@ -464,7 +459,7 @@ def _check_line(problems: list[str], key: str, value: Any, *, required: bool = F
 def _validate_rollout(problems: list[str], r: RolloutConfig) -> None:
     if r.strategy not in ROLLOUT_STRATEGIES:
         problems.append(
-            f"rollout.strategy: {r.strategy!r} is not a strategy{_suggest(str(r.strategy), list(ROLLOUT_STRATEGIES))}"
+            f"rollout.strategy: {r.strategy!r} is not a strategy{suggest(str(r.strategy), list(ROLLOUT_STRATEGIES))}"
         )
     _check_int(problems, "rollout.percent", r.percent, 1, 100)
     _check_int(problems, "rollout.interval_minutes", r.interval_minutes, 1, 1440)
@@ -521,25 +516,18 @@ def _validate_verify(problems: list[str], v: VerifyConfig) -> None:
 def _verify_checks(problems: list[str], value: Any) -> Any:
     """``[[verify.checks]]`` tables as ``VerifyCheck``s; problems are reported with their index."""
     if not isinstance(value, list):
-        return value
-    known = [f.name for f in fields(VerifyCheck)]
-    checks = []
-    for i, table in enumerate(value):
-        key = f"verify.checks[{i}]"
-        if not isinstance(table, dict):
-            problems.append(f"{key}: expected a table with path, status, text, content_type")
-            continue
-        unknown = [k for k in table if k not in known]
-        for name in unknown:
-            problems.append(f"{key}.{name}: unknown key{_suggest(name, known)}")
-        check = VerifyCheck(**{k: v for k, v in table.items() if k in known})
-        if not isinstance(check.path, str) or not check.path.startswith("/") or any(c in check.path for c in " \r\n#"):
-            problems.append(f"{key}.path: {check.path!r} must be a path starting with '/' (e.g. '/about')")
-        _check_int(problems, f"{key}.status", check.status, 100, 599)
-        _check_line(problems, f"{key}.text", check.text)
-        _check_line(problems, f"{key}.content_type", check.content_type)
-        checks.append(check)
-    return tuple(checks)
+        return value  # _validate_verify says what is wrong with it
+    return tables(problems, "verify.checks", value, [f.name for f in fields(VerifyCheck)], _verify_check)
+
+
+def _verify_check(problems: list[str], key: str, table: dict[str, Any]) -> VerifyCheck:
+    check = VerifyCheck(**{k: v for k, v in table.items() if k in {f.name for f in fields(VerifyCheck)}})
+    if not isinstance(check.path, str) or not check.path.startswith("/") or any(c in check.path for c in " \r\n#"):
+        problems.append(f"{key}.path: {check.path!r} must be a path starting with '/' (e.g. '/about')")
+    _check_int(problems, f"{key}.status", check.status, 100, 599)
+    _check_line(problems, f"{key}.text", check.text)
+    _check_line(problems, f"{key}.content_type", check.content_type)
+    return check
 
 
 def _as_tuple(problems: list[str], value: Any) -> Any:
@@ -587,7 +575,7 @@ def _parse_source(problems: list[str], table: dict[str, Any]) -> SourceConfig | 
         problems.append(f"source.type: missing; use one of {', '.join(repr(k) for k in kinds)}")
         return None
     if kind not in SOURCE_TYPES:
-        problems.append(f"source.type: {kind!r} is not a source type{_suggest(str(kind), kinds)}")
+        problems.append(f"source.type: {kind!r} is not a source type{suggest(str(kind), kinds)}")
         return None
     cls = SOURCE_TYPES[kind]
     known = [f.name for f in fields(cls)]
@@ -596,7 +584,7 @@ def _parse_source(problems: list[str], table: dict[str, Any]) -> SourceConfig | 
         if key == "type":
             continue
         if key not in known:
-            problems.append(f"source.{key}: not a key of a {kind!r} source{_suggest(key, known)}")
+            problems.append(f"source.{key}: not a key of a {kind!r} source{suggest(key, known)}")
         else:
             kwargs[key] = tuple(item) if isinstance(item, list) else item
     return cls(**kwargs)
@@ -624,7 +612,7 @@ def _validate_source(problems: list[str], source: SourceConfig | None) -> None:
     if isinstance(source, CodeConnectionsSource):
         if source.provider not in SOURCE_PROVIDERS:
             problems.append(
-                f"source.provider: {source.provider!r} is not a provider{_suggest(str(source.provider), list(SOURCE_PROVIDERS))}"
+                f"source.provider: {source.provider!r} is not a provider{suggest(str(source.provider), list(SOURCE_PROVIDERS))}"
             )
         if not isinstance(source.repository, str) or not _REPOSITORY_PATH_RE.match(source.repository):
             problems.append(f"source.repository: {source.repository!r} must be 'owner/name' (e.g. 'acme/website')")
@@ -692,7 +680,7 @@ _ANY_TEXT = re.compile(r"^[^\r\n]*$")
 def _validate_build(problems: list[str], b: BuildConfig) -> None:
     if b.framework not in FRAMEWORKS:
         problems.append(
-            f"build.framework: {b.framework!r} is not a framework{_suggest(str(b.framework), list(FRAMEWORKS))}"
+            f"build.framework: {b.framework!r} is not a framework{suggest(str(b.framework), list(FRAMEWORKS))}"
         )
     for key in ("command", "install_command"):
         _check_line(problems, f"build.{key}", getattr(b, key))
@@ -707,7 +695,7 @@ def _validate_build(problems: list[str], b: BuildConfig) -> None:
         problems.append(f"build.output_dir: the {b.framework!r} framework needs the build's output folder{hint}")
     if b.package_manager not in PACKAGE_MANAGERS:
         problems.append(
-            f"build.package_manager: {b.package_manager!r} is not supported{_suggest(str(b.package_manager), list(PACKAGE_MANAGERS))}"
+            f"build.package_manager: {b.package_manager!r} is not supported{suggest(str(b.package_manager), list(PACKAGE_MANAGERS))}"
         )
     if b.node_version not in NODE_VERSIONS:
         problems.append(
@@ -749,7 +737,7 @@ def _validate_domain(problems: list[str], d: DomainConfig) -> None:
         problems.append("domain.names: lists a name more than once")
     if d.www_redirect not in WWW_REDIRECTS:
         problems.append(
-            f"domain.www_redirect: {d.www_redirect!r} is not a redirect{_suggest(str(d.www_redirect), list(WWW_REDIRECTS))}"
+            f"domain.www_redirect: {d.www_redirect!r} is not a redirect{suggest(str(d.www_redirect), list(WWW_REDIRECTS))}"
         )
     elif d.www_redirect != "none" and not d.names:
         problems.append("domain.www_redirect: needs domain.names; the redirect goes to the first name")
@@ -832,7 +820,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> HostingConfi
     sections: dict[str, Any] = {}
     for name, value in data.items():
         if name not in _SECTIONS and name not in _ALTERNATIVES:
-            problems.append(f"[{name}]: unknown section{_suggest(name, [*_SECTIONS, *_ALTERNATIVES])}")
+            problems.append(f"[{name}]: unknown section{suggest(name, [*_SECTIONS, *_ALTERNATIVES])}")
             continue
         if not isinstance(value, dict):
             problems.append(f"{name}: expected a [{name}] table")
@@ -845,7 +833,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> HostingConfi
         kwargs = {}
         for key, item in value.items():
             if key not in known:
-                problems.append(f"{name}.{key}: unknown key{_suggest(key, known)}")
+                problems.append(f"{name}.{key}: unknown key{suggest(key, known)}")
             else:
                 convert = _CONVERT.get((name, key))
                 kwargs[key] = convert(problems, item) if convert else item

@@ -12,13 +12,12 @@ router's ``safePath`` already accepted.
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from hosting_toolkit.contract import MAX_URI_LENGTH
+from hosting_toolkit.validation import tables
 
 #: Request header the router tags a request with: the numbers of the header rules matching the
 #: path the viewer asked for, dot-separated; the viewer-response function reads it (it only sees
@@ -255,35 +254,6 @@ def parse_target(text: Any, names: list[str] | None, *, absolute: bool) -> tuple
     return [part for part in parts if part != ""], query
 
 
-def _did_you_mean(word: str, options: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(options)})"
-
-
-def _tables(
-    problems: list[str],
-    key: str,
-    value: Any,
-    known: tuple[str, ...],
-    build: Callable[[list[str], str, dict[str, Any]], Any],
-) -> tuple[Any, ...]:
-    """Each table of ``[[key]]`` built by ``build``; every problem names the table's index."""
-    if not isinstance(value, list):
-        problems.append(f"{key}: expected [[{key}]] tables, got {value!r}")
-        return ()
-    built = []
-    for i, table in enumerate(value):
-        where = f"{key}[{i}]"
-        if not isinstance(table, dict):
-            problems.append(f"{where}: expected a table with {', '.join(known)}")
-            continue
-        for name in table:
-            if name not in known:
-                problems.append(f"{where}.{name}: unknown key{_did_you_mean(name, known)}")
-        built.append(build(problems, where, table))
-    return tuple(built)
-
-
 def _pattern_names(problems: list[str], key: str, text: Any) -> list[str] | None:
     if text is None:
         problems.append(f"{key}: missing; give the path pattern to match (e.g. '/blog/:year/*')")
@@ -358,17 +328,17 @@ def _header_rule(problems: list[str], where: str, table: dict[str, Any]) -> Head
 
 def redirect_rules(problems: list[str], value: Any) -> Any:
     """``[[rules.redirects]]`` tables as ``RedirectRule``s."""
-    return _tables(problems, "rules.redirects", value, ("from", "to", "status"), _redirect)
+    return tables(problems, "rules.redirects", value, ("from", "to", "status"), _redirect)
 
 
 def rewrite_rules(problems: list[str], value: Any) -> Any:
     """``[[rules.rewrites]]`` tables as ``RewriteRule``s."""
-    return _tables(problems, "rules.rewrites", value, ("from", "to"), _rewrite)
+    return tables(problems, "rules.rewrites", value, ("from", "to"), _rewrite)
 
 
 def header_rules(problems: list[str], value: Any) -> Any:
     """``[[rules.headers]]`` tables as ``HeaderRule``s."""
-    return _tables(problems, "rules.headers", value, ("path", "headers"), _header_rule)
+    return tables(problems, "rules.headers", value, ("path", "headers"), _header_rule)
 
 
 def router_rules(rules: RulesConfig, www: tuple[str, str] | None) -> dict[str, Any]:
