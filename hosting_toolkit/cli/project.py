@@ -305,24 +305,33 @@ class StackBuckets:
     others: tuple[str, ...]
 
 
+def _stack(cloudformation: Any, stack: str) -> dict[str, Any] | None:
+    """``stack`` as DescribeStacks describes it, or ``None`` when it is not deployed in the client's region."""
+    try:
+        found: dict[str, Any] = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise BackendError(f"reading stack {stack} failed: {exc}") from exc
+    except BotoCoreError as exc:
+        raise BackendError(f"reading stack {stack} failed: {exc}") from exc
+    return found
+
+
 def stack_buckets(cloudformation: Any, stack: str) -> StackBuckets:
     """Find the stack's buckets through its outputs and resources."""
+    described = _stack(cloudformation, stack)
+    if described is None:
+        raise NotFoundError(f"stack {stack} is not deployed in this account and region; nothing to destroy")
     try:
-        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
         resources = [
             r
             for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack)
             for r in page.get("StackResourceSummaries", [])
         ]
-    except ClientError as exc:
-        if "does not exist" in str(exc):
-            raise NotFoundError(
-                f"stack {stack} is not deployed in this account and region; nothing to destroy"
-            ) from exc
+    except (BotoCoreError, ClientError) as exc:
         raise BackendError(f"reading stack {stack} failed: {exc}") from exc
-    except BotoCoreError as exc:
-        raise BackendError(f"reading stack {stack} failed: {exc}") from exc
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     site = outputs.get(OUTPUT_BUCKET_NAME, "")
     buckets = [
         r["PhysicalResourceId"]
@@ -334,15 +343,7 @@ def stack_buckets(cloudformation: Any, stack: str) -> StackBuckets:
 
 def stack_exists(cloudformation: Any, stack: str) -> bool:
     """Whether ``stack`` is deployed (in any state) in the client's region."""
-    try:
-        cloudformation.describe_stacks(StackName=stack)
-    except ClientError as exc:
-        if "does not exist" in str(exc):
-            return False
-        raise BackendError(f"reading stack {stack} failed: {exc}") from exc
-    except BotoCoreError as exc:
-        raise BackendError(f"reading stack {stack} failed: {exc}") from exc
-    return True
+    return _stack(cloudformation, stack) is not None
 
 
 @dataclass(frozen=True)
