@@ -23,12 +23,12 @@ from hosting_toolkit.contract import (
 from hosting_toolkit.edge.infrastructure import ReleaseRouter
 from hosting_toolkit.errors import ConfigError
 from hosting_toolkit.pipeline.infrastructure import ReleasePipeline
+from hosting_toolkit.site.dns import certificate_stack
 from hosting_toolkit.site.domain import (
     CERTIFICATE_REGION,
     CertificateStack,
     SiteAliasRecords,
     SiteCertificate,
-    certificate_stack_name,
 )
 from hosting_toolkit.site.infrastructure import StaticSite
 from hosting_toolkit.site.logs import AccessLogBucket
@@ -187,7 +187,8 @@ def build_stacks(app: cdk.App, config: HostingConfig, *, env: cdk.Environment | 
     ``cdk deploy`` sets it from the AWS profile; raises ``ConfigError`` when it is not set.
     """
     region = env.region if env is not None else None
-    if not config.domain.enabled or region == CERTIFICATE_REGION:
+    certificate_stack_id = certificate_stack(config, region)
+    if certificate_stack_id is None:
         return HostingStack(app, config.stack_name, config=config, env=env)
     if not region:
         raise ConfigError(
@@ -198,7 +199,7 @@ def build_stacks(app: cdk.App, config: HostingConfig, *, env: cdk.Environment | 
             str(config.path) if config.path else None,
         )
     account = env.account if env is not None else None
-    certificates = CertificateStack(app, certificate_stack_name(config), domain=config.domain, account=account)
+    certificates = CertificateStack(app, certificate_stack_id, domain=config.domain, account=account)
     return HostingStack(
         app,
         config.stack_name,

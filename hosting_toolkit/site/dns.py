@@ -41,8 +41,8 @@ def certificate_stack_name(config: HostingConfig) -> str:
 def certificate_stack(config: HostingConfig, region: str | None) -> str | None:
     """The certificate stack the app adds beside a hosting stack in ``region``, or ``None``.
 
-    As ``build_stacks``: only a site with a domain has one, and only outside us-east-1 (in
-    us-east-1 the hosting stack holds its certificate itself).
+    ``build_stacks`` decides by it: only a site with a domain has one, and only outside us-east-1
+    (in us-east-1 the hosting stack holds its certificate itself).
     """
     if not config.domain.enabled or region == CERTIFICATE_REGION:
         return None
