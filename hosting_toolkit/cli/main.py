@@ -18,7 +18,6 @@ from hosting_toolkit.cli.output import emit_json, emit_line, err
 from hosting_toolkit.cli.session import Session, session_of
 from hosting_toolkit.contract import RoutingState, is_release_id
 from hosting_toolkit.errors import InvalidInputError, ToolkitError
-from hosting_toolkit.release.retract import retract
 from hosting_toolkit.release.routing import RoutingChange
 
 #: Exit code of an interrupted command (128 + SIGINT), as shells report it.
@@ -203,7 +202,7 @@ def rollback(
         raise InvalidInputError("use either --to ID or --from ID")
     if not is_release_id(from_release):
         raise InvalidInputError(f"{from_release!r} is not a valid release id")
-    change = retract(engine, from_release)
+    change = engine.retract(from_release)
     if change is None:
         state = engine.status()
         if as_json:

@@ -24,11 +24,9 @@ from hosting_toolkit.contract import RELEASE_METADATA_KEY, RoutingState, is_rele
 from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError, ReleaseConflictError, ToolkitError
 from hosting_toolkit.release.archive import extract_archive
 from hosting_toolkit.release.error_pages import (
-    BUILT_IN_PAGES,
-    ERROR_PAGE_CACHE_CONTROL,
-    HTML_TYPE,
     PublishedPage,
     page_sources,
+    place_built_in_pages,
     publish_error_pages,
 )
 from hosting_toolkit.release.kvs import KeyValueStore
@@ -305,12 +303,8 @@ class ReleaseEngine:
         return activate
 
     def _placeholder_error_pages(self) -> None:
-        """Before anything is live, the built-in error pages stand at the fixed keys, so that no
-        custom error response of the distribution can ever fall back to an S3 error document."""
         try:
-            if any(self.store.get(key) is None for key in BUILT_IN_PAGES):
-                for key, body in BUILT_IN_PAGES.items():
-                    self.store.put_bytes(key, body, content_type=HTML_TYPE, cache_control=ERROR_PAGE_CACHE_CONTROL)
+            place_built_in_pages(self.store)
         except (ToolkitError, OSError) as exc:
             log.warning("warning: the built-in error pages were not written (%s)", exc)
 
@@ -541,6 +535,20 @@ class ReleaseEngine:
         result = update_routing(self.kvs, lambda state: replace(state, canary=None, weight=0))
         self._record("abort", result, result.before.canary, result.before.live)
         return result
+
+    def retract(self, release_id: str) -> RoutingChange | None:
+        """Send ``release_id``'s viewers back: a canary is aborted, a live release rolled back to the one before.
+
+        Returns ``None`` when the release has no traffic (it never got any, or something else replaced
+        it meanwhile): nothing is written then, so a retract can safely be repeated. What a failed
+        rollout undoes.
+        """
+        state = self.status()
+        if state.canary == release_id:
+            return self.abort()
+        if state.live == release_id:
+            return self.rollback()
+        return None
 
     def _confirm(self, change: RoutingChange, target: str) -> RoutingChange:
         """Undo a switch whose release a concurrent ``prune`` deleted between the check and the write."""

@@ -70,3 +70,12 @@ def publish_error_pages(store: ObjectStore, config: HostingConfig, release_id: s
         store.put_bytes(key, body, content_type=content_type, cache_control=ERROR_PAGE_CACHE_CONTROL, metadata=metadata)
         published.append(PublishedPage(key, source))
     return tuple(published)
+
+
+def place_built_in_pages(store: ObjectStore) -> None:
+    """Put the built-in pages at the fixed keys unless pages are there: what stands before anything is
+    live, so that no custom error response of the distribution can fall back to an S3 error document."""
+    if all(store.get(key) is not None for key in BUILT_IN_PAGES):
+        return
+    for key, body in BUILT_IN_PAGES.items():
+        store.put_bytes(key, body, content_type=HTML_TYPE, cache_control=ERROR_PAGE_CACHE_CONTROL)
