@@ -15,6 +15,7 @@ from hosting_toolkit.contract import (
     OUTPUT_DISTRIBUTION_ID,
     OUTPUT_KVS_ARN,
     OUTPUT_PIPELINE_NAME,
+    OUTPUT_ROLLOUT_STATE_MACHINE_ARN,
     OUTPUT_ROUTER_FUNCTION_NAME,
     OUTPUT_SITE_URL,
     OUTPUT_UPLOAD_LOCATION,
@@ -163,6 +164,12 @@ class HostingStack(cdk.Stack):
             OUTPUT_PIPELINE_NAME,
             description="Pipeline that builds and releases the site on every change of its source",
             value=pipeline.pipeline.pipeline_name,
+        )
+        cdk.CfnOutput(
+            self,
+            OUTPUT_ROLLOUT_STATE_MACHINE_ARN,
+            description="State machine that rolls each release out; 'rollout stop' stops its running execution",
+            value=pipeline.rollout.state_machine.state_machine_arn,
         )
         if pipeline.connection_arn is not None:
             cdk.CfnOutput(

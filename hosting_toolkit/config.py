@@ -113,6 +113,10 @@ class RolloutConfig:
       us-east-1 only, so the alarm is made only when the stack runs there.
     approval: the pipeline waits for a person to approve each verified release before its rollout
       starts (default false).
+    notify: e-mail addresses subscribed to a notification topic the stack creates (default none).
+    notify_topic_arn: an existing SNS topic to notify instead (default none: the stack's own with
+      ``notify``, else no notifications). Notified: an approval waiting, a rollout started, each
+      step done, a rollout stopped or rolled back automatically (with the reason), a release live.
     """
 
     strategy: RolloutStrategy = "all-at-once"
@@ -124,6 +128,13 @@ class RolloutConfig:
     alarms: tuple[str, ...] = ()
     error_rate_percent: int | float = 5
     approval: bool = False
+    notify: tuple[str, ...] = ()
+    notify_topic_arn: str = ""
+
+    @property
+    def notifies(self) -> bool:
+        """Whether rollouts and approvals are announced on a topic."""
+        return bool(self.notify or self.notify_topic_arn)
 
     def steps(self) -> tuple[tuple[int, int], ...]:
         """The rollout as ``(percent of viewers, minutes watched)`` steps; the last is 100% for ``bake_minutes``."""
@@ -487,6 +498,7 @@ def _validate_rollout(problems: list[str], r: RolloutConfig) -> None:
                 f"rollout: the {r.strategy} rollout takes {total} minutes ({len(r.steps())} steps); "
                 f"keep it within {MAX_ROLLOUT_MINUTES} (a day): raise rollout.percent or shorten rollout.interval_minutes"
             )
+    _validate_notify(problems, r)
     if not isinstance(r.alarms, tuple):
         problems.append(f"rollout.alarms: expected a list of CloudWatch alarm names, got {r.alarms!r}")
         return
@@ -499,6 +511,39 @@ def _validate_rollout(problems: list[str], r: RolloutConfig) -> None:
         problems.append(
             f"rollout.alarms: {len(r.alarms)} alarms; a rollout watches at most {MAX_ROLLOUT_ALARMS} "
             "(combine them in a composite alarm)"
+        )
+
+
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_TOPIC_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+#: Subscriptions a stack creates at most (each is confirmed by its recipient).
+MAX_NOTIFY_ADDRESSES = 10
+
+
+def _validate_notify(problems: list[str], r: RolloutConfig) -> None:
+    if not isinstance(r.notify, tuple):
+        problems.append(f"rollout.notify: expected a list of e-mail addresses, got {r.notify!r}")
+    else:
+        for i, address in enumerate(r.notify):
+            if not isinstance(address, str) or not _EMAIL_RE.match(address):
+                problems.append(f"rollout.notify[{i}]: {address!r} is not an e-mail address")
+        if len(set(r.notify)) != len(r.notify):
+            problems.append("rollout.notify: lists an address more than once")
+        if len(r.notify) > MAX_NOTIFY_ADDRESSES:
+            problems.append(
+                f"rollout.notify: {len(r.notify)} addresses; give at most {MAX_NOTIFY_ADDRESSES}, or a mailing list"
+            )
+    if not isinstance(r.notify_topic_arn, str) or (r.notify_topic_arn and not _TOPIC_ARN_RE.match(r.notify_topic_arn)):
+        problems.append(
+            f"rollout.notify_topic_arn: {r.notify_topic_arn!r} is not an SNS topic ARN "
+            "(arn:aws:sns:REGION:ACCOUNT:NAME)"
+        )
+    elif r.notify_topic_arn.endswith(".fifo"):
+        problems.append("rollout.notify_topic_arn: a FIFO topic cannot deliver e-mail; use a standard topic")
+    if r.notify_topic_arn and isinstance(r.notify, tuple) and r.notify:
+        problems.append(
+            "rollout.notify: give either e-mail addresses (the stack creates the topic) or rollout.notify_topic_arn "
+            "(subscribe them to that topic yourself), not both"
         )
 
 
@@ -542,6 +587,7 @@ def _node_version(problems: list[str], value: Any) -> Any:
 _CONVERT: dict[tuple[str, str], Callable[[list[str], Any], Any]] = {
     ("verify", "checks"): _verify_checks,
     ("rollout", "alarms"): _as_tuple,
+    ("rollout", "notify"): _as_tuple,
     ("build", "node_version"): _node_version,
     ("domain", "names"): _as_tuple,
     ("rules", "redirects"): redirect_rules,

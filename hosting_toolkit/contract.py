@@ -134,6 +134,8 @@ OUTPUT_KVS_ARN = "KeyValueStoreArn"
 OUTPUT_PIPELINE_NAME = "PipelineName"
 OUTPUT_CONNECTION_ARN = "ConnectionArn"
 OUTPUT_UPLOAD_LOCATION = "UploadLocation"
+#: The pipeline's rollout state machine: ``rollout stop`` stops its running execution.
+OUTPUT_ROLLOUT_STATE_MACHINE_ARN = "RolloutStateMachineArn"
 #: The router function's name: ``function test --remote`` stages the current code under it and tests it.
 OUTPUT_ROUTER_FUNCTION_NAME = "RouterFunctionName"
 #: With a custom domain: the distribution's own domain name, which the site's DNS records point at.

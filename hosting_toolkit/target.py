@@ -9,7 +9,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from hosting_toolkit.config import HostingConfig
-from hosting_toolkit.contract import OUTPUT_BUCKET_NAME, OUTPUT_KVS_ARN, OUTPUT_PIPELINE_NAME, OUTPUT_SITE_URL
+from hosting_toolkit.contract import (
+    OUTPUT_BUCKET_NAME,
+    OUTPUT_KVS_ARN,
+    OUTPUT_PIPELINE_NAME,
+    OUTPUT_ROLLOUT_STATE_MACHINE_ARN,
+    OUTPUT_SITE_URL,
+)
 from hosting_toolkit.errors import BackendError, NotFoundError
 from hosting_toolkit.release.kvs import AwsKeyValueStore, KeyValueStore, LocalKeyValueStore, kvs_client
 from hosting_toolkit.release.s3 import S3ObjectStore, s3_client
@@ -29,6 +35,8 @@ class Target:
     local_root: Path | None = None
     #: The stack's release pipeline, when it has one (found through the stack outputs).
     pipeline_name: str | None = None
+    #: Its rollout state machine, whose running execution ``rollout stop`` stops.
+    rollout_state_machine_arn: str | None = None
 
     @property
     def description(self) -> str:
@@ -86,7 +94,11 @@ def aws_target(config: HostingConfig, *, session: Any = None, kvs_endpoint: str 
         session=session,
         kvs_endpoint=kvs_endpoint,
     )
-    return replace(target, pipeline_name=outputs.get(OUTPUT_PIPELINE_NAME))
+    return replace(
+        target,
+        pipeline_name=outputs.get(OUTPUT_PIPELINE_NAME),
+        rollout_state_machine_arn=outputs.get(OUTPUT_ROLLOUT_STATE_MACHINE_ARN),
+    )
 
 
 def named_aws_target(

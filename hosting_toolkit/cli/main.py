@@ -13,8 +13,8 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from hosting_toolkit import __version__
-from hosting_toolkit.cli import functions, project, rollout
-from hosting_toolkit.cli.output import emit_json, emit_line, err
+from hosting_toolkit.cli import functions, project, rollout, rollouts
+from hosting_toolkit.cli.output import emit_json, emit_line, err, render_table
 from hosting_toolkit.cli.session import Session, session_of
 from hosting_toolkit.contract import RoutingState, is_release_id
 from hosting_toolkit.errors import InvalidInputError, ToolkitError
@@ -105,16 +105,27 @@ def _state_json(state: RoutingState) -> dict[str, Any]:
     return {"live": state.live, "canary": state.canary, "weight": state.weight, "pins": list(state.pins)}
 
 
-def _report_switch(change: RoutingChange, verb: str, as_json: bool) -> None:
+def _report_switch(
+    change: RoutingChange, verb: str, as_json: bool, *, session: Session | None = None, no_wait: bool = True
+) -> None:
+    edge = None
+    if session is not None and change.before != change.after:
+        edge = rollouts.confirm_switch(session, change.after, no_wait=no_wait)
     if as_json:
         emit_json(
-            {"before": _state_json(change.before), "after": _state_json(change.after), "attempts": change.attempts}
+            {
+                "before": _state_json(change.before),
+                "after": _state_json(change.after),
+                "attempts": change.attempts,
+                "edge": rollouts.edge_json(edge),
+            }
         )
         return
     if change.before == change.after:
         err.print(f"{change.after.live} is already live; nothing changed")
     else:
         err.print(f"{verb} [bold]{change.after.live}[/] (was {change.before.live or 'nothing'})")
+    rollouts.report_edge(edge)
     emit_line(change.after.live or "")
 
 
@@ -170,11 +181,13 @@ def release(
 def activate(
     ctx: typer.Context,
     release_id: Annotated[str, typer.Argument(metavar="ID", help="A complete release.", show_default=False)],
+    no_wait: rollouts.NoWait = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the state change as JSON.")] = False,
 ) -> None:
     """Make a complete release live: one KeyValueStore write, no cache invalidation."""
-    change = session_of(ctx).engine(progress=False).activate(release_id)
-    _report_switch(change, "live:", as_json)
+    session = session_of(ctx)
+    change = session.engine(progress=False).activate(release_id)
+    _report_switch(change, "live:", as_json, session=session, no_wait=no_wait)
 
 
 @app.command()
@@ -191,12 +204,14 @@ def rollback(
             help="Only if ID has viewers: abort it as a canary, or roll back from it if live; else change nothing.",
         ),
     ] = None,
+    no_wait: rollouts.NoWait = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the state change as JSON.")] = False,
 ) -> None:
     """Return traffic to the previous live release (or --to ID): one write, nothing rebuilt."""
-    engine = session_of(ctx).engine(progress=False)
+    session = session_of(ctx)
+    engine = session.engine(progress=False)
     if from_release is None:
-        _report_switch(engine.rollback(to), "rolled back to", as_json)
+        _report_switch(engine.rollback(to), "rolled back to", as_json, session=session, no_wait=no_wait)
         return
     if to is not None:
         raise InvalidInputError("use either --to ID or --from ID")
@@ -220,7 +235,7 @@ def rollback(
         err.print(f"canary {from_release} stopped; every viewer gets [bold]{change.after.live}[/]")
         emit_line(change.after.live or "")
         return
-    _report_switch(change, "rolled back to", as_json)
+    _report_switch(change, "rolled back to", as_json, session=session, no_wait=no_wait)
 
 
 @app.command()
@@ -275,11 +290,7 @@ def releases(
 
 
 def _render(table: Table) -> str:
-    from rich.console import Console
-
-    console = Console(width=max(100, len(table.columns) * 20), record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-    console.print(table)
-    return console.export_text().rstrip()
+    return render_table(table)
 
 
 @app.command()
@@ -384,7 +395,9 @@ app.command()(rollout.canary)
 app.command()(project.init)
 app.command()(project.deploy)
 app.command()(project.destroy)
+app.command()(rollouts.history)
 app.add_typer(functions.app, name="function")
+app.add_typer(rollouts.app, name="rollout")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from typing import Any
@@ -76,3 +77,10 @@ class BarProgress(EngineProgress):
 
     def note(self, message: str) -> None:
         self.console.print(message)
+
+
+def render_table(table: Any) -> str:
+    """A Rich table as plain text, wide enough for its columns, for stdout."""
+    console = Console(width=max(100, len(table.columns) * 20), record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(table)
+    return console.export_text().rstrip()

@@ -143,10 +143,21 @@ def canary(
     ] = None,
     promote: Annotated[bool, typer.Option("--promote", help="Make the canary live for every viewer.")] = False,
     abort: Annotated[bool, typer.Option("--abort", help="Send every viewer back to the live release.")] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            envvar="HOSTING_TOOLKIT_NO_WAIT",
+            help="Do not wait for the edge to serve the new state after a switch.",
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Send a share of viewers to a release by stable cohort (ID --percent N), then --promote or --abort it."""
-    engine = session_of(ctx).engine(progress=False)
+    from hosting_toolkit.cli.rollouts import confirm_switch, edge_json, report_edge
+
+    session = session_of(ctx)
+    engine = session.engine(progress=False)
     if release_id is not None and percent is not None and not (promote or abort):
         change = engine.canary(release_id, percent)
         message = f"canary [bold]{release_id}[/] at {percent}% of viewers; live stays {change.after.live}"
@@ -164,8 +175,10 @@ def canary(
         line = change.after.live or ""
     else:
         raise InvalidInputError("use one of: canary ID --percent N, canary --promote, canary --abort")
+    edge = confirm_switch(session, change.after, no_wait=no_wait) if change.before != change.after else None
     if as_json:
-        emit_json(_change_json(change))
+        emit_json({**_change_json(change), "edge": edge_json(edge)})
         return
     err.print(message)
+    report_edge(edge)
     emit_line(line)

@@ -57,6 +57,17 @@ ENV_RELEASE_ID = "HOSTING_TOOLKIT_RELEASE_ID"
 ENV_STEP = "HOSTING_TOOLKIT_STEP"
 #: The share of viewers a ``shift`` gives the release, 1-100.
 ENV_PERCENT = "HOSTING_TOOLKIT_PERCENT"
+#: The place of a ``shift`` in its rollout, from 0.
+ENV_STEP_INDEX = "HOSTING_TOOLKIT_STEP_INDEX"
+#: How many minutes the state machine watches a ``shift``, and how many steps its rollout has.
+ENV_WATCH_MINUTES = "HOSTING_TOOLKIT_WATCH_MINUTES"
+ENV_STEPS = "HOSTING_TOOLKIT_STEPS"
+#: The rollout a ``shift`` or ``retract`` belongs to: the state machine's execution name.
+ENV_ROLLOUT = "HOSTING_TOOLKIT_ROLLOUT"
+#: Why a ``retract`` runs (the alarm that fired, the step that failed), kept in the history.
+ENV_REASON = "HOSTING_TOOLKIT_REASON"
+#: What a ``shift`` did, exported to the state machine: ``shifted``, ``live``, ``unchanged`` or ``stopped``.
+ENV_OUTCOME = "HOSTING_TOOLKIT_OUTCOME"
 
 #: The post-build step. It stages the build output as a release, only if the build succeeded, and
 #: switches no traffic: the pipeline verifies the release, may wait for an approval, and the rollout
@@ -82,16 +93,20 @@ else
 fi"""
 
 #: The operator project's only command: one step of a release's way to the viewers, run by the
-#: pipeline (``verify``) and by the rollout state machine (``shift``, ``retract``). Every value is
-#: passed quoted, so no variable can add arguments.
+#: pipeline (``verify``) and by the rollout state machine (``shift``, ``retract``). A shift is a
+#: ``rollout step``: it moves viewers only while the routing is as the rollout left it, and exports
+#: what it did (``ENV_OUTCOME``) for the state machine, which stops on ``stopped``. A retract is a
+#: ``rollout undo`` under the same condition. Every value is passed quoted, so no variable can add
+#: arguments.
 OPERATE_COMMAND = f"""\
 ht="${ENV_HOME}/bin/hosting-toolkit"
 case "${{{ENV_STEP}:-}}" in
   verify) "$ht" verify "${ENV_RELEASE_ID}" ;;
   shift)
-    if [ "${ENV_PERCENT}" = 100 ]; then "$ht" activate "${ENV_RELEASE_ID}"
-    else "$ht" canary "${ENV_RELEASE_ID}" --percent "${ENV_PERCENT}"; fi ;;
-  retract) "$ht" rollback --from "${ENV_RELEASE_ID}" ;;
+    outcome=$("$ht" rollout step "${ENV_RELEASE_ID}" --percent "${ENV_PERCENT}" --index "${ENV_STEP_INDEX}" \\
+      --of "${{{ENV_STEPS}:-0}}" --watch "${{{ENV_WATCH_MINUTES}:-0}}" --rollout "${ENV_ROLLOUT}") || exit $?
+    export {ENV_OUTCOME}="$outcome" ;;
+  retract) "$ht" rollout undo "${ENV_RELEASE_ID}" --rollout "${ENV_ROLLOUT}" --reason "${{{ENV_REASON}:-}}" ;;
   *) echo "hosting-toolkit: unknown step '${{{ENV_STEP}:-}}' (verify, shift or retract)" >&2; exit 2 ;;
 esac"""
 
@@ -233,6 +248,7 @@ def render_operate_buildspec(*, requirements: list[str] | None = None) -> dict[s
         "env": {
             "shell": "bash",
             "variables": {ENV_HOME: TOOLKIT_HOME, ENV_CONFIG: f"{TOOLKIT_HOME}/hosting.toml"},
+            "exported-variables": [ENV_OUTCOME],
         },
         "phases": {
             "install": {

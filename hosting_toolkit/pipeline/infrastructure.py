@@ -15,9 +15,12 @@ from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct, IConstruct
 
 from hosting_toolkit.config import CodeCommitSource, CodeConnectionsSource, HostingConfig, SourceConfig, ZipSource
@@ -227,6 +230,7 @@ class ReleasePipeline(Construct):
             else None
         )
         own = [self.error_rate_alarm.alarm_name] if self.error_rate_alarm and self.error_rate_alarm.alarm else []
+        self.notify_topic = self._notify_topic(config)
         self.rollout_prefix = f"rollout-{name}"
         self.rollout = RolloutStateMachine(
             self,
@@ -235,6 +239,7 @@ class ReleasePipeline(Construct):
             project=self.operate_project,
             watched=[*own, *config.rollout.alarms],
             named=list(config.rollout.alarms),
+            topic=self.notify_topic,
         )
 
         source_output = codepipeline.Artifact("Source")
@@ -270,6 +275,7 @@ class ReleasePipeline(Construct):
                                 f"gets it: hosting-toolkit preview {release_id}"
                             ),
                             external_entity_link=site_url,
+                            notification_topic=self.notify_topic,
                         )
                     ],
                 )
@@ -318,6 +324,25 @@ class ReleasePipeline(Construct):
         }
 
     # -- resources ---------------------------------------------------------------------------
+
+    def _notify_topic(self, config: HostingConfig) -> sns.ITopic | None:
+        """The topic rollouts and approvals are announced on: ``notify_topic_arn``, or the stack's own."""
+        rollout = config.rollout
+        if rollout.notify_topic_arn:
+            return sns.Topic.from_topic_arn(self, "NotifyTopic", rollout.notify_topic_arn)
+        if not rollout.notify:
+            return None
+        topic = sns.Topic(
+            self,
+            "NotifyTopic",
+            display_name=f"{config.site.name} releases",
+            enforce_ssl=True,
+            # The AWS managed key: the publishers are this stack's roles, which it lets use SNS.
+            master_key=kms.Alias.from_alias_name(self, "NotifyKey", "alias/aws/sns"),
+        )
+        for address in rollout.notify:
+            topic.add_subscription(subscriptions.EmailSubscription(address))
+        return topic
 
     def _private_bucket(
         self, construct_id: str, *, lifecycle_rules: list[s3.LifecycleRule], versioned: bool = False

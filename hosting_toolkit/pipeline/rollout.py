@@ -27,17 +27,32 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from hosting_toolkit.config import RolloutConfig
-from hosting_toolkit.pipeline.buildspec import ENV_PERCENT, ENV_RELEASE_ID, ENV_STEP
+from hosting_toolkit.pipeline.buildspec import (
+    ENV_PERCENT,
+    ENV_REASON,
+    ENV_RELEASE_ID,
+    ENV_ROLLOUT,
+    ENV_STEP,
+    ENV_STEP_INDEX,
+    ENV_STEPS,
+    ENV_WATCH_MINUTES,
+)
 
 #: The Step Functions integrations the rollout uses.
 START_BUILD = "arn:aws:states:::codebuild:startBuild.sync"
 DESCRIBE_ALARMS = "arn:aws:states:::aws-sdk:cloudwatch:describeAlarms"
+PUBLISH = "arn:aws:states:::sns:publish"
 #: Placeholder for the operator project's name, substituted at deploy time.
 PROJECT_PLACEHOLDER = "${OperateProject}"
+#: Placeholder for the notification topic's ARN, substituted at deploy time.
+TOPIC_PLACEHOLDER = "${NotifyTopic}"
+#: What a shift exports when the rollout must stop (``ENV_OUTCOME``): a person changed the routing or stopped it.
+STOPPED_OUTCOME = "stopped"
 #: Seconds between two readings of the alarms while a step is watched.
 WATCH_SECONDS = 60
 #: Time allowed for one run of the operator project (it installs the release engine first).
@@ -72,6 +87,16 @@ ROLLED_BACK = "Rolled back"
 RETRACT_FAILED = "Rollback failed"
 NOT_FOUND = "Named alarm missing"
 ALREADY_FIRING = "Alarm already firing"
+OUTCOME_KNOWN = "Outcome exported?"
+STOPPED_CHOICE = "Rollout stopped?"
+STOPPED = "Stopped"
+NOTIFY_STARTED = "Notify rollout started"
+NOTIFY_STEP = "Notify step done"
+NOTIFY_ROLLED_BACK = "Notify rolled back"
+NOTIFY_LIVE = "Notify release live"
+NOTIFY_STOPPED = "Notify rollout stopped"
+#: Where a shift's exported outcome is in its ``startBuild.sync`` result (the operator exports one variable).
+OUTCOME_PATH = "$.shifted.Build.ExportedEnvironmentVariables[0].Value"
 
 _FIRING_NAMES = "States.JsonToString($.alarms.metric), States.JsonToString($.alarms.composite)"
 
@@ -83,6 +108,19 @@ def _variable(name: str, value: str | None = None, path: str | None = None) -> d
     else:
         item["Value"] = value or ""
     return item
+
+
+def _publish(subject: str, message: str, following: str) -> dict[str, Any]:
+    """Publish to the notification topic; a failed notification never stops or fails the rollout."""
+    return {
+        "Type": "Task",
+        "Resource": PUBLISH,
+        "Parameters": {"TopicArn": TOPIC_PLACEHOLDER, "Subject.$": subject, "Message.$": message},
+        "ResultPath": None,
+        "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notifyFailure", "Next": following}],
+        "Next": following,
+    }
 
 
 def _start_build(step: str, extra: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
@@ -140,19 +178,27 @@ _ANY_FIRING = {
 
 
 def rollout_definition(
-    rollout: RolloutConfig, *, watched: Sequence[str], named: Sequence[str], timeout_seconds: int | None = None
+    rollout: RolloutConfig,
+    *,
+    watched: Sequence[str],
+    named: Sequence[str],
+    timeout_seconds: int | None = None,
+    notify: bool = False,
 ) -> dict[str, Any]:
     """The rollout state machine for ``rollout``: its steps, watching the ``watched`` alarms.
 
     ``named`` are the alarms of ``[rollout] alarms``, which must exist; ``watched`` holds them and
     the pipeline's own error-rate alarm (which exists only where CloudFront publishes metrics).
-    Input: ``{"release": "<id>"}``.
+    With ``notify``, the rollout's start, each step, an automatic rollback, a stop and the release
+    going live are published to the notification topic. Input: ``{"release": "<id>"}``; the
+    execution's name is the rollout's id, which every step and the undo carry.
     """
     steps = rollout.steps()
     percents = [percent for percent, _ in steps]
     minutes = [watch for _, watch in steps]
     states: dict[str, Any] = {}
-    first_step = STEP
+    begin = NOTIFY_STARTED if notify else STEP
+    first_step = begin
     if watched:
         first_step = ALARMS_QUIET
         if named:
@@ -183,7 +229,7 @@ def rollout_definition(
         states[QUIET] = {
             "Type": "Choice",
             "Choices": [{**_ANY_FIRING, "Next": ALREADY_FIRING}],
-            "Default": STEP,
+            "Default": begin,
         }
         states[ALREADY_FIRING] = {
             "Type": "Fail",
@@ -193,6 +239,14 @@ def rollout_definition(
             + _FIRING_NAMES
             + ", $.release)",
         }
+    if notify:
+        states[NOTIFY_STARTED] = _publish(
+            "States.Format('Rollout of {} started', $.release)",
+            "States.Format('The rollout {} of release {} started: steps "
+            + _escape(", ".join(f"{p}% for {m} min" for p, m in steps))
+            + ".', $.rollout, $.release)",
+            STEP,
+        )
     states[STEP] = {
         "Type": "Pass",
         "Parameters": {
@@ -202,11 +256,57 @@ def rollout_definition(
         "ResultPath": "$.step",
         "Next": SHIFT,
     }
+    shift = _start_build(
+        "shift",
+        [
+            _variable(ENV_PERCENT, path="States.Format('{}', $.step.percent)"),
+            _variable(ENV_STEP_INDEX, path="States.Format('{}', $.plan.index)"),
+            _variable(ENV_STEPS, str(len(steps))),
+            _variable(ENV_WATCH_MINUTES, path="States.Format('{}', $.step.remaining)"),
+            _variable(ENV_ROLLOUT, path="$.rollout"),
+        ],
+    )
     states[SHIFT] = {
-        **_start_build("shift", [_variable(ENV_PERCENT, path="States.Format('{}', $.step.percent)")]),
+        **shift,
+        "ResultPath": "$.shifted",
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": STEP_FAILED}],
-        "Next": WATCHING,
+        "Next": OUTCOME_KNOWN,
     }
+    step_done = NOTIFY_STEP if notify else WATCHING
+    # Two choices: a condition on a path that is absent fails the execution, unless IsPresent tests it first.
+    states[OUTCOME_KNOWN] = {
+        "Type": "Choice",
+        "Choices": [{"Variable": OUTCOME_PATH, "IsPresent": True, "Next": STOPPED_CHOICE}],
+        "Default": step_done,
+    }
+    states[STOPPED_CHOICE] = {
+        "Type": "Choice",
+        "Choices": [
+            {"Variable": OUTCOME_PATH, "StringEquals": STOPPED_OUTCOME, "Next": NOTIFY_STOPPED if notify else STOPPED}
+        ],
+        "Default": step_done,
+    }
+    states[STOPPED] = {
+        "Type": "Fail",
+        "Error": "RolloutStopped",
+        "CausePath": "States.Format('the rollout of {} stopped at {}% of viewers: the routing was changed outside it, "
+        "or it was stopped (hosting-toolkit rollout status tells which); the rollout changed nothing more', "
+        "$.release, $.step.percent)",
+    }
+    if notify:
+        states[NOTIFY_STOPPED] = _publish(
+            "States.Format('Rollout of {} stopped', $.release)",
+            "States.Format('The rollout {} of {} stopped at {}% of viewers: the routing was changed outside it, or "
+            "it was stopped. It changed nothing more; see: hosting-toolkit rollout status', $.rollout, $.release, "
+            "$.step.percent)",
+            STOPPED,
+        )
+        states[NOTIFY_STEP] = _publish(
+            "States.Format('Rollout of {}: {}% of viewers', $.release, $.step.percent)",
+            "States.Format('Release {} has {}% of viewers; the alarms are watched for {} minutes.', $.release, "
+            "$.step.percent, $.step.remaining)",
+            WATCHING,
+        )
     states[WATCHING] = {
         "Type": "Choice",
         "Choices": [{"Variable": "$.step.remaining", "NumericGreaterThan": 0, "Next": WAIT}],
@@ -259,8 +359,15 @@ def rollout_definition(
     states[MORE] = {
         "Type": "Choice",
         "Choices": [{"Variable": "$.plan.index", "NumericLessThan": len(steps), "Next": STEP}],
-        "Default": DONE,
+        "Default": NOTIFY_LIVE if notify else DONE,
     }
+    if notify:
+        states[NOTIFY_LIVE] = _publish(
+            "States.Format('Release {} is live', $.release)",
+            "States.Format('Release {} is live for every viewer, and the alarms stayed quiet through its rollout {}.', "
+            "$.release, $.rollout)",
+            DONE,
+        )
     states[DONE] = {"Type": "Succeed"}
     states[STEP_FAILED] = {
         "Type": "Pass",
@@ -273,14 +380,25 @@ def rollout_definition(
         "Next": RETRACT,
     }
     states[RETRACT] = {
-        **_start_build("retract"),
+        **_start_build(
+            "retract", [_variable(ENV_ROLLOUT, path="$.rollout"), _variable(ENV_REASON, path="$.reason.cause")]
+        ),
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": RETRACT_FAILED}],
-        "Next": ROLLED_BACK,
+        "Next": NOTIFY_ROLLED_BACK if notify else ROLLED_BACK,
     }
+    if notify:
+        states[NOTIFY_ROLLED_BACK] = _publish(
+            "States.Format('Rollout of {} rolled back automatically', $.release)",
+            "States.Format('The rollout {} of {} was rolled back automatically: {}. The viewers it had went back to "
+            "the release before it, unless a person had changed the routing (see: hosting-toolkit history).', "
+            "$.rollout, $.release, $.reason.cause)",
+            ROLLED_BACK,
+        )
     states[ROLLED_BACK] = {
         "Type": "Fail",
         "ErrorPath": "$.reason.error",
-        "CausePath": "States.Format('{}; any viewers it had went back to the release before it', $.reason.cause)",
+        "CausePath": "States.Format('{}; the viewers the rollout gave it went back to the release before it, unless "
+        "a person had changed the routing (hosting-toolkit history tells)', $.reason.cause)",
     }
     states[RETRACT_FAILED] = {
         "Type": "Fail",
@@ -292,6 +410,7 @@ def rollout_definition(
         "Type": "Pass",
         "Parameters": {
             "release.$": "$.release",
+            "rollout.$": "$$.Execution.Name",
             "plan": {"percents": percents, "minutes": minutes, "index": 0},
         },
         "Next": first_step,
@@ -384,10 +503,14 @@ class RolloutStateMachine(Construct):
         project: codebuild.IProject,
         watched: Sequence[str],
         named: Sequence[str],
+        topic: sns.ITopic | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        self.definition = rollout_definition(rollout, watched=watched, named=named)
+        self.definition = rollout_definition(rollout, watched=watched, named=named, notify=topic is not None)
+        substitutions = {"OperateProject": project.project_name}
+        if topic is not None:
+            substitutions["NotifyTopic"] = topic.topic_arn
         self.log_group = logs.LogGroup(
             self, "Logs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=cdk.RemovalPolicy.DESTROY
         )
@@ -396,7 +519,7 @@ class RolloutStateMachine(Construct):
             "StateMachine",
             comment=self.definition["Comment"],
             definition_body=sfn.DefinitionBody.from_string(json.dumps(self.definition, indent=1)),
-            definition_substitutions={"OperateProject": project.project_name},
+            definition_substitutions=substitutions,
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             tracing_enabled=True,
         )
@@ -415,6 +538,8 @@ class RolloutStateMachine(Construct):
                 resources=[stack.format_arn(service="events", resource="rule", resource_name=SYNC_RULE)],
             )
         )
+        if topic is not None:
+            topic.grant_publish(role)
         if watched:
             # CloudWatch returns composite alarms only to a DescribeAlarms permission on every
             # resource ("*"); the call reads alarm states and names, nothing else.

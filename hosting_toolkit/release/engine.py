@@ -6,13 +6,14 @@ written anywhere else.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import logging
 import os
 import socket
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -140,6 +141,8 @@ class ReleaseEngine:
         self.config = config
         self.actor = actor or default_actor()
         self.progress = progress or Progress()
+        #: The rollout (and its reason) on whose behalf switches are made, while ``automated`` runs.
+        self._automation: tuple[str, str] | None = None
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -166,6 +169,25 @@ class ReleaseEngine:
         """Every switch of the live release, oldest first."""
         entries = [HistoryEntry.from_key(key) for key, _ in self.store.list(HISTORY_PREFIX)]
         return sorted((e for e in entries if e is not None), key=lambda e: e.time)
+
+    def switches(self, limit: int | None = None) -> list[HistoryEntry]:
+        """The newest ``limit`` routing switches (all by default), newest first, with actor and reason."""
+        keys = sorted(
+            (key for key, _ in self.store.list(HISTORY_PREFIX) if HistoryEntry.from_key(key) is not None),
+            key=lambda key: key[len(HISTORY_PREFIX) :],
+            reverse=True,
+        )
+        chosen = keys if limit is None else keys[:limit]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            bodies = list(pool.map(self.store.get, chosen))
+        entries = []
+        for key, body in zip(chosen, bodies, strict=True):
+            listed = HistoryEntry.from_key(key)
+            if body is not None:
+                entries.append(HistoryEntry.from_json(body))
+            elif listed is not None:
+                entries.append(listed)
+        return entries
 
     def pending(self) -> list[PendingMarker]:
         markers = []
@@ -463,10 +485,23 @@ class ReleaseEngine:
             except ValueError:
                 state = replace(state, pins=state.pins[:-1])
 
+    @contextlib.contextmanager
+    def automated(self, rollout: str, reason: str = "") -> Iterator[None]:
+        """Mark every switch made in the block as automatic: made by ``rollout``, for ``reason``."""
+        previous = self._automation
+        self._automation = (rollout, reason)
+        try:
+            yield
+        finally:
+            self._automation = previous
+
     def _record(self, action: str, change: RoutingChange, source: str | None, target: str | None) -> None:
         if change.after == change.before:
             return
-        entry = HistoryEntry(now(), action, self.actor, source, target)
+        rollout, reason = self._automation or ("", "")
+        entry = HistoryEntry(
+            now(), action, self.actor, source, target, automatic=bool(rollout), reason=reason, rollout=rollout
+        )
         try:
             self.store.put_bytes(entry.key(), entry.to_json(), content_type=JSON_TYPE)
         except BackendError as exc:
@@ -483,6 +518,34 @@ class ReleaseEngine:
         result = update_routing(self.kvs, change)
         self._record(action, result, result.before.live, target)
         return result
+
+    def live_state(self, state: RoutingState, target: str) -> RoutingState:
+        """``state`` with ``target`` live for every viewer: the canary cleared, the old live release pinned."""
+        return self._fit(RoutingState(live=target, pins=self._pins_after(state, target)))
+
+    def canary_state(self, state: RoutingState, target: str, percent: int) -> RoutingState:
+        """``state`` with ``percent`` of viewers on ``target`` as the canary."""
+        return self._fit(replace(state, canary=target, weight=percent))
+
+    def change_routing(
+        self,
+        action: Callable[[RoutingChange], str],
+        change: Callable[[RoutingState], RoutingState],
+        *,
+        source: str | None,
+        target: str,
+    ) -> RoutingChange:
+        """One conditional routing write of ``change`` (which may raise to refuse), recorded as ``action(result)``.
+
+        For callers that guard a switch with their own condition (a rollout step); a switch that changes
+        the live release publishes its error pages, as ``activate`` does.
+        """
+        result = update_routing(self.kvs, change)
+        self._record(action(result), result, source if source is not None else result.before.live, target)
+        confirmed = self._confirm(result, target)
+        if confirmed.after.live != confirmed.before.live:
+            return self._published(confirmed)
+        return confirmed
 
     def activate(self, release_id: str) -> RoutingChange:
         """Make a complete release live with one conditional KVS write, then publish its error pages.

@@ -13,6 +13,7 @@ from hosting_toolkit.contract import META_PREFIX
 RECORDS_PREFIX = f"{META_PREFIX}releases/"
 PENDING_PREFIX = f"{META_PREFIX}pending/"
 HISTORY_PREFIX = f"{META_PREFIX}history/"
+ROLLOUTS_PREFIX = f"{META_PREFIX}rollouts/"
 MANIFESTS_PREFIX = f"{META_PREFIX}manifests/"
 JSON_TYPE = "application/json"
 
@@ -75,13 +76,20 @@ class PendingMarker:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One switch of the live release; each is its own object, so concurrent writers never collide."""
+    """One switch of the routing; each is its own object, so concurrent writers never collide.
+
+    ``automatic`` marks a switch no person asked for (a rollout's steps, its automatic rollback), with
+    the ``reason`` (the alarm that fired, the step that failed) and the ``rollout`` that made it.
+    """
 
     time: str
     action: str
     actor: str
     from_release: str | None
     to_release: str | None
+    automatic: bool = False
+    reason: str = ""
+    rollout: str = ""
 
     def key(self) -> str:
         """Object key carrying the whole entry, so listing the history needs no reads."""
@@ -105,10 +113,22 @@ class HistoryEntry:
                 "actor": self.actor,
                 "from": self.from_release,
                 "to": self.to_release,
+                "automatic": self.automatic,
+                "reason": self.reason,
+                "rollout": self.rollout,
             }
         ).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> HistoryEntry:
         raw = json.loads(data)
-        return cls(raw["time"], raw["action"], raw.get("actor", ""), raw.get("from"), raw.get("to"))
+        return cls(
+            raw["time"],
+            raw["action"],
+            raw.get("actor", ""),
+            raw.get("from"),
+            raw.get("to"),
+            bool(raw.get("automatic", False)),
+            str(raw.get("reason") or ""),
+            str(raw.get("rollout") or ""),
+        )

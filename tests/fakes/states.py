@@ -12,6 +12,7 @@ index out of range in a payload template, fail rather than select nothing.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import functools
 import json
@@ -37,7 +38,9 @@ _COMPARE = {
     "NumericEquals": lambda a, b: a == b,
     "NumericGreaterThan": lambda a, b: a > b,
     "NumericLessThan": lambda a, b: a < b,
+    "StringEquals": lambda a, b: a == b,
 }
+_STRING_COMPARE = {"StringEquals"}
 #: The modelled intrinsics and how many arguments each takes (States.Format: its template, then one per ``{}``).
 _ARITY = {
     "States.Format": 0,
@@ -95,8 +98,17 @@ def _runtime(cause: str) -> TaskFailure:
     return TaskFailure("States.Runtime", cause)
 
 
+#: The context object's fields a path may read with ``$$.`` (the running execution's, set by ``execute``).
+_CONTEXT_PATHS = {"$$.Execution.Name", "$$.Execution.Id", "$$.StateMachine.Name"}
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("context", default=None)
+
+
 @functools.cache
 def _steps(path: str) -> tuple[str | int, ...]:
+    if path.startswith("$$"):
+        if path not in _CONTEXT_PATHS:
+            raise Unsupported(f"path {path!r}: only {sorted(_CONTEXT_PATHS)} of the context object are supported")
+        return ("$$", *path[3:].split("."))
     matches = list(_STEP.finditer(path, 1))
     if path[:1] != "$" or "".join(m.group() for m in matches) != path[1:]:
         raise Unsupported(f"path {path!r}: only $, .name, [n] and [*] into the state's input are supported")
@@ -104,6 +116,8 @@ def _steps(path: str) -> tuple[str | int, ...]:
 
 
 def _select(value: Any, steps: tuple[str | int, ...]) -> Any:
+    if steps[:1] == ("$$",):
+        value, steps = _context.get() or {}, steps[1:]
     for at, step in enumerate(steps):
         if step == "*":
             if not isinstance(value, list):
@@ -297,7 +311,8 @@ def _check_rule(rule: dict[str, Any], where: str, *, top: bool) -> None:
     expected = rule.get(operator or "")
     if len(keys) != 2 or "Variable" not in keys or operator not in {"IsPresent", *_COMPARE}:
         raise Unsupported(f"{where}: unsupported choice rule {rule}")
-    if isinstance(expected, bool) != (operator == "IsPresent") or not isinstance(expected, int | float):
+    wanted_type: type | tuple[type, ...] = str if operator in _STRING_COMPARE else (int, float)
+    if isinstance(expected, bool) != (operator == "IsPresent") or not isinstance(expected, wanted_type):
         raise Unsupported(f"{where}: {operator} cannot compare with {expected!r}")
     _check_expression(rule["Variable"], where, set())
 
@@ -378,6 +393,8 @@ def _matches(rule: dict[str, Any], data: Any) -> bool:
     if value is _MISSING:
         raise _runtime(f"Invalid path {rule['Variable']!r}: the choice state's condition path references nothing")
     (operator,) = set(rule) & set(_COMPARE)
+    if operator in _STRING_COMPARE:
+        return isinstance(value, str) and _COMPARE[operator](value, rule[operator])
     # The service compares numbers with numbers only: a string is neither equal to, above nor below one.
     return isinstance(value, int | float) and not isinstance(value, bool) and _COMPARE[operator](value, rule[operator])
 
@@ -395,8 +412,30 @@ class StateMachine:
         check_definition(definition)
         self.definition = definition
 
-    def execute(self, data: Any, handlers: Mapping[str, Handler], clock: VirtualClock | None = None) -> Execution:
-        """Run from the input ``data`` to the end, calling ``handlers[resource](parameters)`` for each task."""
+    def execute(
+        self,
+        data: Any,
+        handlers: Mapping[str, Handler],
+        clock: VirtualClock | None = None,
+        *,
+        name: str = "execution-1",
+    ) -> Execution:
+        """Run from the input ``data`` to the end, calling ``handlers[resource](parameters)`` for each task.
+
+        ``name`` is the execution's name, which ``$$.Execution.Name`` reads.
+        """
+        token = _context.set(
+            {
+                "Execution": {"Name": name, "Id": f"arn:aws:states:us-east-1:123456789012:execution:machine:{name}"},
+                "StateMachine": {"Name": "machine"},
+            }
+        )
+        try:
+            return self._execute(data, handlers, clock)
+        finally:
+            _context.reset(token)
+
+    def _execute(self, data: Any, handlers: Mapping[str, Handler], clock: VirtualClock | None) -> Execution:
         clock = clock or VirtualClock()
         started, timeout = clock.seconds, self.definition.get("TimeoutSeconds")
         run, name, data = Execution(), self.definition["StartAt"], copy.deepcopy(data)

@@ -26,12 +26,15 @@ from hosting_toolkit.pipeline.buildspec import (
     ENV_CONFIG,
     ENV_HOME,
     ENV_MESSAGE,
+    ENV_OUTCOME,
     ENV_PERCENT,
     ENV_RELEASE_ID,
     ENV_REVISION,
+    ENV_ROLLOUT,
     ENV_SITE_CONFIG,
     ENV_SITE_URL,
     ENV_STEP,
+    ENV_STEP_INDEX,
     OPERATE_COMMAND,
     RELEASE_COMMAND,
     WRITE_CONFIG_COMMAND,
@@ -110,6 +113,7 @@ class CodeBuild:
     home: Path
     target: Path
     bucket: S3Bucket
+    rollouts: int = 0
 
     def environment(self, **action: str) -> dict[str, str]:
         """The build's environment: buildspec, project and action variables, with local stand-ins for AWS."""
@@ -125,6 +129,8 @@ class CodeBuild:
                 ENV_BUCKET: self.bucket.name,
                 ENV_SITE_URL: SITE_URL,
                 "HOSTING_TOOLKIT_LOCAL": str(self.target),
+                # SITE_URL answers nothing here: the edge wait is tested against a local edge elsewhere.
+                "HOSTING_TOOLKIT_NO_WAIT": "1",
                 "AWS_ENDPOINT_URL_S3": self.bucket.endpoint,
                 # What CodeBuild itself sets.
                 "CODEBUILD_SRC_DIR": str(self.src),
@@ -139,11 +145,21 @@ class CodeBuild:
         """The post-build step, then what it exports to the pipeline (the last line of stdout)."""
         return self.run(f'{self.build.post_build}\necho "${ENV_RELEASE_ID}"', **action)
 
-    def operate(self, step: str, release_id: str, percent: str = "") -> subprocess.CompletedProcess[str]:
-        """One run of the operator project, as the rollout state machine starts it."""
+    def operate(
+        self, step: str, release_id: str, percent: str = "", *, rollout: str | None = None, index: int = 0
+    ) -> subprocess.CompletedProcess[str]:
+        """One run of the operator project, as the rollout state machine starts it (a rollout of its own by
+        default), then the variable it exports (the last line of stdout)."""
         (command,) = self.build.operate_buildspec["phases"]["build"]["commands"]
-        overrides = {ENV_STEP: step, ENV_RELEASE_ID: release_id, ENV_PERCENT: percent}
-        return self.run(command, **overrides)
+        self.rollouts += 1
+        overrides = {
+            ENV_STEP: step,
+            ENV_RELEASE_ID: release_id,
+            ENV_PERCENT: percent,
+            ENV_STEP_INDEX: str(index),
+            ENV_ROLLOUT: rollout or f"rollout-docs-{self.rollouts}",
+        }
+        return self.run(f'{command}\ncode=$?\necho "${{{ENV_OUTCOME}:-}}"\nexit "$code"', **overrides)
 
     def run(self, command: str, **action: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -367,22 +383,24 @@ def test_operator_shifts_viewers_step_by_step_and_retracts_them(codebuild: Calla
         assert build.stage(**{ENV_COMMIT: rid}).returncode == 0
     assert build.operate("shift", first, "100").returncode == 0
 
-    states = []
-    for percent in ("10", "50"):
-        shifted = build.operate("shift", second, percent)
+    states, outcomes = [], []
+    for index, percent in enumerate(("10", "50")):
+        shifted = build.operate("shift", second, percent, rollout="rollout-docs-a", index=index)
         assert shifted.returncode == 0, shifted.stderr
+        outcomes.append(shifted.stdout.strip().splitlines()[-1])
         states.append((build.routing().live, build.routing().canary, build.routing().weight))
-    retracted = build.operate("retract", second)
-    again = build.operate("retract", second)
+    retracted = build.operate("retract", second, rollout="rollout-docs-a")
+    again = build.operate("retract", second, rollout="rollout-docs-a")
 
     assert states == [(first, second, 10), (first, second, 50)]
+    assert outcomes == ["shifted", "shifted"]
     assert retracted.returncode == 0, retracted.stderr
     assert (build.routing().live, build.routing().canary) == (first, None)
-    assert again.returncode == 0 and "has no viewers" in again.stderr
+    assert again.returncode == 0 and "has no viewers the rollout gave it" in again.stderr
 
-    assert build.operate("shift", second, "100").returncode == 0
+    assert build.operate("shift", second, "100", rollout="rollout-docs-b").returncode == 0
     assert build.routing().live == second
-    assert build.operate("retract", second).returncode == 0
+    assert build.operate("retract", second, rollout="rollout-docs-b").returncode == 0
     assert build.routing().live == first
 
 

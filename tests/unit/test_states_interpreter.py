@@ -101,7 +101,7 @@ def test_paths_select_fields_indexes_and_projections(path: str, expected: Any) -
         "States.ArrayLength($.a, $.b)",
         "States.JsonToString('text')",
         "States.Format('{}', $.id",
-        "States.Format('{}', $$.Execution.Id)",
+        "States.Format('{}', $$.Task.Token)",
         "States.Format('{}', $.a..b)",
     ],
 )
@@ -337,7 +337,10 @@ def test_fail_takes_its_error_and_cause_from_paths_and_intrinsics() -> None:
         ({"A": {"Type": "Pass", "Parameters": {"a": 1, "a.$": "$"}, "End": True}}, "plain and with .$"),
         ({"A": {"Type": "Fail", "Error": "E", "ErrorPath": "$.e"}}, "exclude each other"),
         ({"A": {"Type": "Fail", "CausePath": "States.MathAdd(1, 2)"}}, "not accepted here"),
-        ({"A": {"Type": "Choice", "Choices": [{"Variable": "$.s", "StringEquals": "x", "Next": "A"}]}}, "choice rule"),
+        (
+            {"A": {"Type": "Choice", "Choices": [{"Variable": "$.s", "StringMatches": "x*", "Next": "A"}]}},
+            "choice rule",
+        ),
         ({"A": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericEquals": "1", "Next": "A"}]}}, "compare"),
         ({"A": {"Type": "Choice", "Choices": [{"Not": {"Variable": "$.n", "IsPresent": True, "Next": "A"}}]}}, "Next"),
         (
@@ -386,3 +389,33 @@ def test_a_task_without_a_handler_for_its_resource_is_refused() -> None:
 
     with pytest.raises(Unsupported, match="other:call"):
         run(states)
+
+
+@pytest.mark.parametrize(("value", "chosen"), [("stopped", "Stop"), ("shifted", "Go"), (1, "Go")])
+def test_string_equals_matches_equal_strings_only(value: Any, chosen: str) -> None:
+    states = {
+        "Decide": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.outcome", "StringEquals": "stopped", "Next": "Stop"}],
+            "Default": "Go",
+        },
+        "Stop": {"Type": "Succeed"},
+        "Go": {"Type": "Succeed"},
+    }
+
+    assert run(states, {"outcome": value}).visited == ["Decide", chosen]
+
+
+def test_string_equals_refuses_a_number_to_compare_with() -> None:
+    states = {"A": {"Type": "Choice", "Choices": [{"Variable": "$.s", "StringEquals": 1, "Next": "A"}]}}
+
+    with pytest.raises(Unsupported, match="StringEquals cannot compare"):
+        StateMachine({"StartAt": "A", "States": states})
+
+
+def test_the_context_object_gives_the_executions_name() -> None:
+    states = {"Name": {"Type": "Pass", "Parameters": {"rollout.$": "$$.Execution.Name"}, "End": True}}
+
+    execution = StateMachine({"StartAt": "Name", "States": states}).execute({}, {}, name="rollout-docs-1")
+
+    assert execution.output == {"rollout": "rollout-docs-1"}
