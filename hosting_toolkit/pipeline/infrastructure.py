@@ -15,7 +15,6 @@ from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
@@ -75,6 +74,8 @@ LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 #: Never PARALLEL: an older change must not go live after a newer one (see ``ReleasePipeline``).
 EXECUTION_MODE = codepipeline.ExecutionMode.SUPERSEDED
+#: The AWS managed key of SNS, which encrypts the notification topic.
+SNS_MANAGED_KEY = "alias/aws/sns"
 
 #: The KeyValueStore data-plane actions of the release engine: read the ETag and the routing state,
 #: write the routing state conditionally.
@@ -332,14 +333,13 @@ class ReleasePipeline(Construct):
             return sns.Topic.from_topic_arn(self, "NotifyTopic", rollout.notify_topic_arn)
         if not rollout.notify:
             return None
-        topic = sns.Topic(
-            self,
-            "NotifyTopic",
-            display_name=f"{config.site.name} releases",
-            enforce_ssl=True,
-            # The AWS managed key: the publishers are this stack's roles, which it lets use SNS.
-            master_key=kms.Alias.from_alias_name(self, "NotifyKey", "alias/aws/sns"),
-        )
+        topic = sns.Topic(self, "NotifyTopic", display_name=f"{config.site.name} releases", enforce_ssl=True)
+        # Encrypted with the AWS managed key of SNS, set on the L1 resource: its key policy lets every
+        # principal of the account that may publish use it through SNS, while the L2 ``master_key`` of an
+        # alias would grant kms:GenerateDataKey* on every key of the account to each publisher.
+        resource = topic.node.default_child
+        assert isinstance(resource, sns.CfnTopic)
+        resource.kms_master_key_id = SNS_MANAGED_KEY
         for address in rollout.notify:
             topic.add_subscription(subscriptions.EmailSubscription(address))
         return topic

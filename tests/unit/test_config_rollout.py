@@ -87,7 +87,7 @@ def test_every_rollout_problem_is_reported_at_once_with_hints() -> None:
     )
     assert problems == [
         "rollout.weight: unknown key (known: alarms, approval, bake_minutes, cohort_idle_seconds, "
-        "cohort_max_seconds, error_rate_percent, interval_minutes, percent, strategy)",
+        "cohort_max_seconds, error_rate_percent, interval_minutes, notify, notify_topic_arn, percent, strategy)",
         "rollout.strategy: 'canery' is not a strategy (did you mean 'canary'?)",
         "rollout.percent: 0 is out of range; use 1 to 100",
         "rollout.interval_minutes: 0 is out of range; use 1 to 1440",

@@ -16,8 +16,8 @@ from cfnlint.api import ManualArgs, lint
 
 from hosting_toolkit.config import HostingConfig, RolloutConfig, SiteConfig, ZipSource, parse_config
 from hosting_toolkit.errors import ConfigError
-from hosting_toolkit.pipeline.buildspec import ENV_RELEASE_ID, ENV_STEP
-from hosting_toolkit.pipeline.rollout import DESCRIBE_ALARMS, START_BUILD, rollout_definition
+from hosting_toolkit.pipeline.buildspec import ENV_REASON, ENV_RELEASE_ID, ENV_ROLLOUT, ENV_STEP
+from hosting_toolkit.pipeline.rollout import DESCRIBE_ALARMS, PUBLISH, START_BUILD, rollout_definition
 from tests.cdk_helpers import SynthesizedStack, synth_hosting_stack
 
 pytestmark = pytest.mark.synth
@@ -42,6 +42,16 @@ CONFIGS = {
         rollout=RolloutConfig(strategy="linear", percent=25, interval_minutes=5, error_rate_percent=0),
     ),
 }
+CONFIGS["notify"] = HostingConfig(
+    site=SiteConfig(name="docs"),
+    source=ZipSource(),
+    rollout=RolloutConfig(strategy="canary", approval=True, notify=("ops@example.com", "web@example.com")),
+)
+CONFIGS["notify-topic"] = HostingConfig(
+    site=SiteConfig(name="docs"),
+    source=ZipSource(),
+    rollout=RolloutConfig(approval=True, notify_topic_arn="arn:aws:sns:us-east-1:111111111111:team-releases"),
+)
 OWN_ALARM = "hosting-docs-5xx-error-rate"
 
 
@@ -128,7 +138,9 @@ def test_every_step_and_the_rollback_run_the_operator_project(synth: Callable[..
     assert sorted(builds) == ["Retract", "Shift viewers"]
     for state in builds.values():
         assert state["Parameters"]["ProjectName"] == "${OperateProject}"
-        assert state["ResultPath"] is None
+    # The shift's result (its exported outcome) decides whether the rollout goes on; the retract's is dropped.
+    assert states["Shift viewers"]["ResultPath"] == "$.shifted"
+    assert states["Retract"]["ResultPath"] is None
     steps = {
         name: {v["Name"]: v.get("Value", v.get("Value.$")) for v in s["Parameters"]["EnvironmentVariablesOverride"]}
         for name, s in builds.items()
@@ -136,6 +148,16 @@ def test_every_step_and_the_rollback_run_the_operator_project(synth: Callable[..
     assert steps["Shift viewers"][ENV_STEP] == "shift"
     assert steps["Retract"][ENV_STEP] == "retract"
     assert steps["Retract"][ENV_RELEASE_ID] == "$.release"
+    # Both carry the rollout (the execution's name), the retract its reason.
+    assert steps["Shift viewers"][ENV_ROLLOUT] == steps["Retract"][ENV_ROLLOUT] == "$.rollout"
+    assert states["Plan"]["Parameters"]["rollout.$"] == "$$.Execution.Name"
+    assert steps["Retract"][ENV_REASON] == "$.reason.cause"
+    assert states["Shift viewers"]["Next"] == "Outcome exported?"
+    assert states["Rollout stopped?"]["Choices"][0] == {
+        "Variable": "$.shifted.Build.ExportedEnvironmentVariables[0].Value",
+        "StringEquals": "stopped",
+        "Next": "Stopped",
+    }
     # A failed step and a fired alarm both end in the retract, then a failed execution.
     assert states["Shift viewers"]["Catch"][0]["Next"] == "Step failed"
     assert states["Step failed"]["Next"] == "Retract"
@@ -316,10 +338,103 @@ def test_operator_projects_verify_through_the_distribution_and_may_switch_traffi
         ]
 
 
+# -- notifications ------------------------------------------------------------------------------
+
+
+def test_notify_creates_an_encrypted_tls_only_topic_with_an_email_subscription_each(
+    synth: Callable[..., SynthesizedStack],
+) -> None:
+    stack = synth("notify")
+    ((topic_id, topic),) = resources(stack, "AWS::SNS::Topic").items()
+    subscriptions = resources(stack, "AWS::SNS::Subscription").values()
+
+    assert topic["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
+    assert sorted((s["Properties"]["Protocol"], s["Properties"]["Endpoint"]) for s in subscriptions) == [
+        ("email", "ops@example.com"),
+        ("email", "web@example.com"),
+    ]
+    (policy,) = resources(stack, "AWS::SNS::TopicPolicy").values()
+    (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    machine = state_machine(stack)
+    assert machine["Properties"]["DefinitionSubstitutions"]["NotifyTopic"] == {"Ref": topic_id}
+    publishing = [
+        s
+        for s in statements_of(stack, machine["Properties"]["RoleArn"]["Fn::GetAtt"][0])
+        if "sns:Publish" in s["Action"]
+    ]
+    assert [s["Resource"] for s in publishing] == [{"Ref": topic_id}]
+
+
+def test_notify_publishes_the_start_each_step_a_stop_a_rollback_and_the_release_live(
+    synth: Callable[..., SynthesizedStack],
+) -> None:
+    states = definition(synth("notify"))["States"]
+    published = {name: state for name, state in states.items() if state.get("Resource") == PUBLISH}
+
+    assert sorted(published) == [
+        "Notify release live",
+        "Notify rolled back",
+        "Notify rollout started",
+        "Notify rollout stopped",
+        "Notify step done",
+    ]
+    for state in published.values():
+        assert state["Parameters"]["TopicArn"] == "${NotifyTopic}"
+        # A failed notification goes on where a delivered one would.
+        assert state["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.notifyFailure", "Next": state["Next"]}
+        ]
+    assert "Notify step done" not in definition(synth("default"))["States"]
+
+
+def test_the_approval_waiting_is_announced_on_the_topic(synth: Callable[..., SynthesizedStack]) -> None:
+    stack = synth("notify")
+    ((topic_id, _),) = resources(stack, "AWS::SNS::Topic").items()
+    (approve,) = stages(stack)["Approve"]
+
+    assert approve["Configuration"]["NotificationArn"] == {"Ref": topic_id}
+
+
+def test_an_existing_topic_is_used_as_it_is(synth: Callable[..., SynthesizedStack]) -> None:
+    stack = synth("notify-topic")
+    arn = "arn:aws:sns:us-east-1:111111111111:team-releases"
+
+    assert resources(stack, "AWS::SNS::Topic") == {}
+    assert state_machine(stack)["Properties"]["DefinitionSubstitutions"]["NotifyTopic"] == arn
+    (approve,) = stages(stack)["Approve"]
+    assert approve["Configuration"]["NotificationArn"] == arn
+
+
+def test_notify_options_are_checked_all_at_once() -> None:
+    text = '[rollout]\nnotify = ["ops", "ops"]\nnotify_topic_arn = "arn:aws:sns:us-east-1:1:t"\n'
+
+    with pytest.raises(ConfigError) as raised:
+        parse_config(tomllib.loads(text))
+
+    assert raised.value.problems == [
+        "rollout.notify[0]: 'ops' is not an e-mail address",
+        "rollout.notify[1]: 'ops' is not an e-mail address",
+        "rollout.notify: lists an address more than once",
+        "rollout.notify_topic_arn: 'arn:aws:sns:us-east-1:1:t' is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
+        "rollout.notify: give either e-mail addresses (the stack creates the topic) or rollout.notify_topic_arn "
+        "(subscribe them to that topic yourself), not both",
+    ]
+
+
 # -- checks -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "region"), [("canary", None), ("canary", "us-east-1"), ("linear-quiet", "eu-west-1")])
+@pytest.mark.parametrize(
+    ("name", "region"),
+    [
+        ("canary", None),
+        ("canary", "us-east-1"),
+        ("linear-quiet", "eu-west-1"),
+        ("notify", None),
+        ("notify-topic", None),
+    ],
+)
 def test_aws_solutions_checks_find_nothing_unacknowledged(
     name: str, region: str | None, synth: Callable[..., SynthesizedStack]
 ) -> None:
@@ -328,7 +443,7 @@ def test_aws_solutions_checks_find_nothing_unacknowledged(
     assert [v.rule_name for v in report.violations] == []
 
 
-@pytest.mark.parametrize("name", ["canary", "linear-quiet"])
+@pytest.mark.parametrize("name", ["canary", "linear-quiet", "notify"])
 def test_template_has_no_cfn_lint_errors(name: str, synth: Callable[..., SynthesizedStack]) -> None:
     template = json.dumps(synth(name).template_json, indent=1)
     matches = lint(template, config=ManualArgs(regions=["us-east-1", "eu-west-1", "ap-southeast-2"]))
