@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from hosting_toolkit import __version__
 from hosting_toolkit.cli import functions, project, rollout
+from hosting_toolkit.cli.check import check
 from hosting_toolkit.cli.output import emit_json, emit_line, err
 from hosting_toolkit.cli.session import Session, session_of
 from hosting_toolkit.contract import RoutingState, is_release_id
@@ -385,6 +386,7 @@ app.command()(project.init)
 app.command()(project.deploy)
 app.command()(project.destroy)
 app.add_typer(functions.app, name="function")
+app.command()(check)
 
 
 def main() -> None:
