@@ -27,6 +27,7 @@ from hosting_toolkit.contract import (
     META_PREFIX,
     RELEASE_COOKIE,
     RELEASE_HEADER,
+    RELEASES_PREFIX,
     ROUTING_KEY,
     RoutingState,
     error_responses,
@@ -97,6 +98,11 @@ class CheckReport:
         return {"ok": self.ok, "counts": counts, "checks": [r.to_json() for r in self.results]}
 
 
+def new_nonce() -> str:
+    """The random part of every name one run makes up."""
+    return secrets.token_hex(6)
+
+
 class CheckError(Exception):
     """A check could not measure what it looks at; the message says why."""
 
@@ -164,7 +170,7 @@ class SiteChecks:
         self.sleep = sleep
         self.clock = clock
         self.kvs_wait_seconds = kvs_wait_seconds
-        self.nonce = nonce or secrets.token_hex(6)
+        self.nonce = nonce or new_nonce()
         self._cache: dict[str, Any] = {}
 
     # -- shared readings (each read once; a failure fails only the checks that need it) -------
@@ -390,7 +396,7 @@ class SiteChecks:
             )
             return
         uri, _, tag = seen.partition(" ")
-        reading = "rewritten" if uri.startswith("/" + release_prefix("")) else "original"
+        reading = "rewritten" if uri.startswith("/" + RELEASES_PREFIX) else "original"
         tagged = tag == "tagged"
         detail = f"the {reading} URI ({uri}); the router's {RELEASE_HEADER} request header " + (
             "reached it" if tagged else "did not reach it"
@@ -516,10 +522,12 @@ class SiteChecks:
             if path is None:
                 yield CheckResult(label, SKIP, f"no file of the live release {live} matches {rule.path}")
                 continue
-            expected: dict[str, str] = {}
+            final: dict[str, str] = {}
             for other, pattern in enumerate(compiled):
                 if matches(pattern, path):
-                    expected.update(rules[other].headers)
+                    final.update(rules[other].headers)
+            # A later matching rule may replace this rule's value of a header.
+            expected = {header: final[header] for header, _ in rule.headers}
             response = self.get(path)
             wrong = [
                 f"{header}: {response.headers.get(header)!r}, expected {value!r}"
