@@ -69,7 +69,7 @@ def check(
     ] = None,
     kvs_wait: Annotated[
         float,
-        typer.Option("--kvs-wait", help="Seconds the KeyValueStore check waits for its write to read back."),
+        typer.Option("--kvs-wait", min=1.0, help="Seconds the KeyValueStore check waits for its write to read back."),
     ] = KVS_WAIT_SECONDS,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:

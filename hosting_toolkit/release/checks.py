@@ -433,7 +433,7 @@ class SiteChecks:
             differences, utilization = self._test_readings(function, etag)
         finally:
             if staged:
-                function.stage(before)
+                self._restore(function, before)
         where = "the current code, staged in DEVELOPMENT and put back after" if staged else "the deployed code"
         ok = not differences
         yield CheckResult(
@@ -445,6 +445,16 @@ class SiteChecks:
             "" if ok else "the viewer-response function depends on which URI it sees: please report this",
             {"function": function.name, "staged": staged, "differences": differences},
         )
+
+    @staticmethod
+    def _restore(function: CloudFrontFunction, code: str) -> None:
+        try:
+            function.stage(code)
+        except Exception as exc:
+            raise CheckError(
+                f"putting the earlier code back in {function.name}'s DEVELOPMENT stage failed ({exc}); it holds "
+                "the current code (LIVE is untouched): 'hosting-toolkit deploy' or the console can reset it"
+            ) from exc
 
     def _test_readings(self, function: CloudFrontFunction, etag: str) -> tuple[list[str], list[int]]:
         release = f"{CHECK_PREFIX}{self.nonce}"
@@ -559,14 +569,15 @@ class SiteChecks:
         client = self.clients("cloudfront-keyvaluestore")
         key = f"{CHECK_PREFIX}{self.nonce}"
         value = json.dumps({"check": self.nonce}, separators=(",", ":"))
-        written = False
+        attempted = False
         try:
             started = self.clock()
+            attempted = True
             before = self._kvs_put(client, key, value)
-            written = True
             seconds = self._kvs_wait(client, key, value, before, started)
         finally:
-            if written:
+            # Also after a failed PutKey: its answer may have been lost after the write.
+            if attempted:
                 self._kvs_delete(client, key)
         scope = (
             "measured: PutKey until GetKey and DescribeKeyValueStore return the write (the API's read-after-write); "
@@ -626,8 +637,17 @@ class SiteChecks:
             except client.exceptions.ResourceNotFoundException:
                 return
             except client.exceptions.ConflictException:
-                if attempt == KVS_ATTEMPTS - 1:
-                    raise
+                if attempt < KVS_ATTEMPTS - 1:
+                    continue
+                raise self._undeleted(key, "the store kept changing") from None
+            except (BotoCoreError, ClientError) as exc:
+                raise self._undeleted(key, str(exc)) from exc
+
+    def _undeleted(self, key: str, why: str) -> CheckError:
+        return CheckError(
+            f"the check key {key} could not be deleted ({why}); the router never reads it, delete it with "
+            f"'aws cloudfront-keyvaluestore delete-key --kvs-arn {self.kvs_arn} --key {key} --if-match <ETag>'"
+        )
 
     # -- (e) the error pages answer with the right status -------------------------------------------
 

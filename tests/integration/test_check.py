@@ -715,3 +715,24 @@ def test_check_refuses_a_local_target(tmp_path: Path) -> None:
 
     assert result.exit_code == 3
     assert "leave out --local" in result.stderr
+
+
+def test_a_put_whose_answer_is_lost_still_deletes_the_key(
+    deploy: Callable[..., Deployed], kvs_test_client: Any
+) -> None:
+    deployed = deploy()
+    expect_all(deployed, roles={})
+    before = deployed.snapshot()
+
+    def lost_answer(**_: Any) -> None:
+        raise ConnectionResetError("the answer to PutKey was lost")
+
+    kvs_test_client.meta.events.register("after-call.cloudfront-keyvaluestore.PutKey", lost_answer)
+    try:
+        result = deployed.invoke("--json")
+    finally:
+        kvs_test_client.meta.events.unregister("after-call.cloudfront-keyvaluestore.PutKey", lost_answer)
+
+    assert result.exit_code == 7
+    assert "the answer to PutKey was lost" in by_name(result)["KeyValueStore write"]["detail"]
+    assert deployed.snapshot() == before

@@ -16,7 +16,7 @@ from hosting_toolkit.edge.code import render_router
 from hosting_toolkit.edge.events import viewer_request_event
 from hosting_toolkit.edge.rules import RULES_HEADER, parse_pattern
 from hosting_toolkit.edge.sandbox import FunctionSandbox
-from hosting_toolkit.release.checks import FAIL, PASS, CheckReport, CheckResult, SiteChecks, matches
+from hosting_toolkit.release.checks import FAIL, PASS, CheckError, CheckReport, CheckResult, SiteChecks, matches
 from hosting_toolkit.release.verify import Fetched
 
 BUCKET = "site-bucket"
@@ -251,3 +251,83 @@ def test_the_report_counts_each_status_and_fails_on_any_failure() -> None:
         "measured": {"seconds": 1.5},
     }
     assert [r.name for r in report.failures] == ["c"]
+
+
+def kvs_checks() -> tuple[SiteChecks, Stubber]:
+    kvs = boto3.client("cloudfront-keyvaluestore", region_name="us-east-1")
+    stubber = Stubber(kvs)
+    stubber.activate()
+    ticks = iter(range(100))
+    checks = SiteChecks(
+        config=HostingConfig(),
+        clients={"cloudfront-keyvaluestore": kvs}.__getitem__,
+        base_url="https://d111111abcdef8.cloudfront.net",
+        bucket=BUCKET,
+        kvs_arn=KVS_ARN,
+        distribution_id=DISTRIBUTION,
+        stack_name="hosting-site",
+        nonce=NONCE,
+        clock=lambda: float(next(ticks)),
+        sleep=lambda _: None,
+    )
+    return checks, stubber
+
+
+def describe(stubber: Stubber, etag: str) -> None:
+    answer = {
+        "KvsARN": KVS_ARN,
+        "Created": "2025-01-01T00:00:00Z",
+        "ETag": etag,
+        "ItemCount": 1,
+        "TotalSizeInBytes": 40,
+    }
+    stubber.add_response("describe_key_value_store", answer, {"KvsARN": KVS_ARN})
+
+
+def test_the_kvs_check_writes_a_check_key_conditionally_times_its_read_back_and_deletes_it() -> None:
+    checks, stubber = kvs_checks()
+    key, value = f"check-{NONCE}", json.dumps({"check": NONCE}, separators=(",", ":"))
+    describe(stubber, "E1")
+    stubber.add_response(
+        "put_key",
+        {"ETag": "E2", "ItemCount": 2, "TotalSizeInBytes": 80},
+        {"KvsARN": KVS_ARN, "Key": key, "Value": value, "IfMatch": "E1"},
+    )
+    stubber.add_client_error(
+        "get_key", "ResourceNotFoundException", http_status_code=404, expected_params={"KvsARN": KVS_ARN, "Key": key}
+    )
+    stubber.add_response(
+        "get_key", {"Key": key, "Value": value, "ItemCount": 2, "TotalSizeInBytes": 80}, {"KvsARN": KVS_ARN, "Key": key}
+    )
+    describe(stubber, "E2")
+    describe(stubber, "E2")
+    stubber.add_response(
+        "delete_key",
+        {"ETag": "E3", "ItemCount": 1, "TotalSizeInBytes": 40},
+        {"KvsARN": KVS_ARN, "Key": key, "IfMatch": "E2"},
+    )
+
+    (result,) = checks.check_kvs_write()
+
+    assert result.status == PASS
+    assert result.measured == {"seconds": 2.0, "measured": "api_read_after_write"}
+    assert result.detail.startswith(f"{key} read back after 2.00 s and was deleted again")
+    stubber.assert_no_pending_responses()
+
+
+def test_a_check_key_that_cannot_be_deleted_fails_saying_how_to_delete_it() -> None:
+    checks, stubber = kvs_checks()
+    key, value = f"check-{NONCE}", json.dumps({"check": NONCE}, separators=(",", ":"))
+    describe(stubber, "E1")
+    stubber.add_response("put_key", {"ETag": "E2", "ItemCount": 2, "TotalSizeInBytes": 80})
+    stubber.add_response("get_key", {"Key": key, "Value": value, "ItemCount": 2, "TotalSizeInBytes": 80})
+    describe(stubber, "E2")
+    describe(stubber, "E2")
+    stubber.add_client_error("delete_key", "AccessDeniedException", http_status_code=403)
+
+    with pytest.raises(CheckError) as raised:
+        list(checks.check_kvs_write())
+
+    assert f"the check key {key} could not be deleted" in str(raised.value)
+    assert f"aws cloudfront-keyvaluestore delete-key --kvs-arn {KVS_ARN} --key {key}" in str(raised.value)
+    stubber.assert_no_pending_responses()
