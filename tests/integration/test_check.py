@@ -483,6 +483,18 @@ def test_every_check_passes_on_a_healthy_site_and_leaves_the_store_and_bucket_as
         "router_headers_seen": True,
     }
     assert checks_["viewer-response on CloudFront"]["measured"]["staged"] is True
+    release = f"check-{NONCE}"
+    events = deployed.runtime.events
+    assert [e["request"]["uri"] for e in events] == [
+        "/docs/",
+        f"/releases/{release}/docs/index.html",
+        "/app.js",
+        f"/releases/{release}/app.js",
+    ]
+    for event in events:
+        assert event["version"] == "1.0" and event["context"]["eventType"] == "viewer-response"
+        assert event["request"]["headers"]["x-release"] == {"value": release}
+        assert event["response"]["statusCode"] == 304 and "content-type" not in event["response"]["headers"]
     assert "compute utilization up to 12%" in checks_["viewer-response on CloudFront"]["detail"]
     assert checks_["header rule 1 (/assets/*)"]["measured"]["path"] == "/assets/app-1a2b3c4d.js"
     kvs = checks_["KeyValueStore write"]
