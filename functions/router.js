@@ -277,5 +277,7 @@ async function handler(event) {
     return reply(503, 'text/html; charset=utf-8', NOT_LIVE_PAGE);
   }
   request.uri = '/' + RELEASES_PREFIX + release + path;
+  // Tells the viewer-response function the release, whichever URI CloudFront passes it.
+  request.headers[RELEASE_HEADER] = { value: release };
   return request;
 }

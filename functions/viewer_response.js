@@ -10,28 +10,23 @@
 const RELEASE_HEADER = 'x-release';
 const RELEASE_METADATA_HEADER = 'x-amz-meta-release';
 const RELEASE_COOKIE = '__release';
-const RELEASES_PREFIX = 'releases/';
 const COHORT_COOKIE = '__cohort';
 const COHORTS = 10000;
+// `hosting-toolkit check` sends this header to learn which URI this function sees.
+const CHECK_HEADER = 'x-hosting-check';
 const COOKIE_ATTRIBUTES = 'Path=/; Secure; SameSite=Lax; Max-Age=3600';
 const COHORT_COOKIE_ATTRIBUTES = 'Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=';
 
-// Every release object carries the metadata release=<id>; the rewritten URI
-// (/releases/<id>/...) covers responses without it, such as S3's 403 for a missing key.
+// Every release object carries the metadata release=<id>; the router's request header names the
+// release of responses without it (a 304), since CloudFront may pass this function the viewer's
+// URI or the router's rewritten one (`hosting-toolkit check` says which).
 function releaseOf(event) {
   const meta = event.response.headers[RELEASE_METADATA_HEADER];
   if (meta && meta.value) {
     return meta.value;
   }
-  const uri = event.request.uri;
-  const prefix = '/' + RELEASES_PREFIX;
-  if (uri.indexOf(prefix) === 0) {
-    const end = uri.indexOf('/', prefix.length);
-    if (end > prefix.length) {
-      return uri.slice(prefix.length, end);
-    }
-  }
-  return '';
+  const tag = event.request.headers[RELEASE_HEADER];
+  return tag ? tag.value : '';
 }
 
 function isPage(event) {
@@ -43,9 +38,11 @@ function isPage(event) {
   if (type) {
     return type.value.toLowerCase().indexOf('text/html') === 0;
   }
-  // A 304 revalidating a page carries no content type; its URI still ends in .html.
+  // A 304 revalidating a page carries no content type. The router maps every path whose last
+  // segment has no dot to an .html file, so either URI tells a page.
   const uri = event.request.uri;
-  return uri.slice(-5) === '.html';
+  const last = uri.slice(uri.lastIndexOf('/') + 1);
+  return last.indexOf('.') < 0 || last.slice(-5) === '.html';
 }
 
 // The router's cohort code: the viewer's cohort from its cookie until the maximum lifetime,
@@ -96,6 +93,9 @@ function handler(event) {
   const release = releaseOf(event);
   delete response.headers[RELEASE_METADATA_HEADER];
   response.headers[RELEASE_HEADER] = { value: release || 'none' };
+  if (event.request.headers[CHECK_HEADER]) {
+    response.headers[CHECK_HEADER] = { value: event.request.uri + (event.request.headers[RELEASE_HEADER] ? ' tagged' : '') };
+  }
   if (release && isPage(event)) {
     if (!response.cookies) {
       response.cookies = {};

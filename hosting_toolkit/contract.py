@@ -33,6 +33,10 @@ NOT_FOUND_STATUSES = (403, 404)
 SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 #: Response header naming the release that served a response.
 RELEASE_HEADER = "x-release"
+#: Request header ``hosting-toolkit check`` sends; the viewer-response function answers it with the
+#: URI it was given (the viewer's or the router's rewrite) and ``tagged`` when the router's
+#: ``x-release`` request header reached it.
+CHECK_HEADER = "x-hosting-check"
 #: S3 user metadata key carried by every release object (CloudFront returns ``x-amz-meta-release``).
 RELEASE_METADATA_KEY = "release"
 #: Cookie pinning a viewer to the release that served its page (stickiness, skew protection).

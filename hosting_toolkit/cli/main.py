@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from hosting_toolkit import __version__
 from hosting_toolkit.cli import functions, project, rollout, rollouts
+from hosting_toolkit.cli.check import check
 from hosting_toolkit.cli.output import emit_json, emit_line, err, render_table
 from hosting_toolkit.cli.session import Session, session_of
 from hosting_toolkit.contract import RoutingState, is_release_id
@@ -398,6 +399,7 @@ app.command()(project.destroy)
 app.command()(rollouts.history)
 app.add_typer(functions.app, name="function")
 app.add_typer(rollouts.app, name="rollout")
+app.command()(check)
 
 
 def main() -> None:

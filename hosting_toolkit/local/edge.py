@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from hosting_toolkit.config import HeadersConfig, HostingConfig
@@ -90,7 +90,9 @@ class LocalEdge:
     """Serves a local target through the rendered router and viewer-response functions.
 
     ``request_ids`` makes the id of each request (both functions of one request see the same
-    one, as on CloudFront); tests pass a seeded one.
+    one, as on CloudFront); tests pass a seeded one. ``viewer_response_uri`` is the URI the
+    viewer-response function is given: the router's ``rewritten`` one (default) or the viewer's
+    ``original`` one, the other reading CloudFront's documentation allows (``check`` tells which).
     """
 
     def __init__(
@@ -101,8 +103,10 @@ class LocalEdge:
         config: HostingConfig,
         sandbox: FunctionSandbox,
         request_ids: Callable[[], str] = new_request_id,
+        viewer_response_uri: Literal["rewritten", "original"] = "rewritten",
     ) -> None:
         self.store = store
+        self.viewer_response_uri = viewer_response_uri
         self.kvs = kvs
         self.config = config
         self.sandbox = sandbox
@@ -150,9 +154,8 @@ class LocalEdge:
             # pages included, so no x-release and no cookies; the object's own release metadata passes.
             meta = next((v for k, v in origin_headers if k.lower() == f"x-amz-meta-{RELEASE_METADATA_KEY}"), None)
             return self._finish(status, reason, origin_headers, body, meta, routed.kvs_reads, started, method)
-        response_event = viewer_response_event(
-            request, status, origin_headers, client_ip=client_ip, request_id=request_id
-        )
+        seen = request if self.viewer_response_uri == "rewritten" else {**request, "uri": event["request"]["uri"]}
+        response_event = viewer_response_event(seen, status, origin_headers, client_ip=client_ip, request_id=request_id)
         finished = self.sandbox.invoke(VIEWER_RESPONSE, response_event, {})
         if not finished.ok or finished.result is None:
             status, reason, out_headers, body = _text(

@@ -113,7 +113,12 @@ export default {
             "viewer-response",
             {
                 "context": {"requestId": "njs-1"},
-                "request": {"method": "GET", "uri": "/releases/abc/index.html", "headers": {}, "cookies": {}},
+                "request": {
+                    "method": "GET",
+                    "uri": "/releases/abc/index.html",
+                    "headers": {"x-release": {"value": "abc"}},
+                    "cookies": {},
+                },
                 "response": {"statusCode": 200, "headers": {"content-type": {"value": "text/html"}}, "cookies": {}},
             },
         ),

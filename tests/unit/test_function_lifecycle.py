@@ -18,7 +18,13 @@ from typer.testing import CliRunner, Result
 from hosting_toolkit.cli import functions
 from hosting_toolkit.cli.main import app
 from hosting_toolkit.config import HostingConfig
-from hosting_toolkit.contract import OUTPUT_KVS_ARN, OUTPUT_ROUTER_FUNCTION_NAME, ROUTING_KEY, RoutingState
+from hosting_toolkit.contract import (
+    OUTPUT_KVS_ARN,
+    OUTPUT_ROUTER_FUNCTION_NAME,
+    RELEASE_HEADER,
+    ROUTING_KEY,
+    RoutingState,
+)
 from hosting_toolkit.edge.code import render_router
 from hosting_toolkit.edge.lifecycle import (
     CASES_DIR,
@@ -284,8 +290,10 @@ def expect_live_code(aws: StubbedSession, code: str) -> None:
 
 
 def routed_output(case: FunctionCase, uri: str) -> str:
-    """TestFunction's FunctionOutput for the case's request rewritten to ``uri``."""
-    return json.dumps({"request": {**case.event["request"], "uri": uri}})
+    """TestFunction's FunctionOutput for the case's request rewritten to ``uri`` (``/releases/<id>/...``)."""
+    request = case.event["request"]
+    tagged = {**request["headers"], RELEASE_HEADER: {"value": uri.split("/")[2]}}
+    return json.dumps({"request": {**request, "uri": uri, "headers": tagged}})
 
 
 BAD_REQUEST = json.dumps(

@@ -16,6 +16,7 @@ import pytest
 
 from hosting_toolkit.config import HostingConfig, SiteConfig
 from hosting_toolkit.contract import (
+    CHECK_HEADER,
     COHORT_COOKIE,
     MAX_URI_LENGTH,
     PREVIEW_COOKIE,
@@ -137,9 +138,18 @@ def test_query_string_headers_and_cookies_pass_through_unchanged(sandbox: Functi
     result = sandbox.invoke("router-spa", event, ROUTED).result
     assert result is not None
     assert result["querystring"] == event["request"]["querystring"]
-    assert result["headers"] == event["request"]["headers"]
+    assert result["headers"] == {**event["request"]["headers"], RELEASE_HEADER: {"value": LIVE}}
     assert result["cookies"] == {"theme": {"value": "dark"}}
     assert result["method"] == "GET"
+
+
+def test_the_router_names_the_chosen_release_in_a_request_header_a_viewer_cannot_set(
+    sandbox: FunctionSandbox,
+) -> None:
+    event = viewer_request_event("GET", "/about", [(RELEASE_HEADER, OLD)])
+    result = sandbox.invoke("router-spa", event, ROUTED).result
+    assert result is not None
+    assert result["headers"][RELEASE_HEADER] == {"value": LIVE}
 
 
 def test_common_path_reads_the_kvs_exactly_once(sandbox: FunctionSandbox) -> None:
@@ -432,8 +442,12 @@ def test_any_routed_uri_stays_inside_the_chosen_release(sandbox: FunctionSandbox
 # --- viewer response ----------------------------------------------------------------------------
 
 
-def respond(sandbox: FunctionSandbox, uri: str, status: int, headers: list[tuple[str, str]]) -> dict[str, Any]:
-    request = viewer_request_event("GET", uri, [("Host", "h")])["request"]
+def respond(
+    sandbox: FunctionSandbox, uri: str, status: int, headers: list[tuple[str, str]], *, routed_to: str | None = None
+) -> dict[str, Any]:
+    """The viewer-response function's answer; ``routed_to`` adds the router's request header naming the release."""
+    tag = [(RELEASE_HEADER, routed_to)] if routed_to else []
+    request = viewer_request_event("GET", uri, [("Host", "h"), *tag])["request"]
     invocation = sandbox.invoke("viewer-response", viewer_response_event(request, status, headers))
     assert invocation.ok, invocation.error
     assert invocation.kvs_reads == 0
@@ -463,16 +477,45 @@ def test_viewer_response_does_not_pin_on_assets_or_errors(sandbox: FunctionSandb
     )
     assert header(asset, RELEASE_HEADER) == LIVE
     assert RELEASE_COOKIE not in asset["cookies"]
-    missing = respond(sandbox, f"/releases/{LIVE}/nope.html", 403, [("Content-Type", "application/xml")])
+    missing = respond(
+        sandbox, f"/releases/{LIVE}/nope.html", 403, [("Content-Type", "application/xml")], routed_to=LIVE
+    )
     assert header(missing, RELEASE_HEADER) == LIVE
     assert RELEASE_COOKIE not in missing["cookies"]
 
 
-def test_viewer_response_falls_back_to_the_routed_uri_and_keeps_origin_cookies(sandbox: FunctionSandbox) -> None:
-    result = respond(sandbox, f"/releases/{OLD}/docs/index.html", 304, [("Set-Cookie", "session=1; Path=/; HttpOnly")])
+@pytest.mark.parametrize(
+    "uri", [f"/releases/{OLD}/docs/index.html", "/docs/", "/docs"], ids=["rewritten", "viewers", "clean"]
+)
+def test_a_304_page_without_metadata_gets_the_routers_release_whichever_uri_the_function_sees(
+    sandbox: FunctionSandbox, uri: str
+) -> None:
+    """CloudFront may pass the viewer's URI or the router's rewritten one: the answer is the same."""
+    result = respond(sandbox, uri, 304, [("Set-Cookie", "session=1; Path=/; HttpOnly")], routed_to=OLD)
     assert header(result, RELEASE_HEADER) == OLD
     assert result["cookies"]["session"] == {"value": "1", "attributes": "Path=/; HttpOnly"}
     assert result["cookies"][RELEASE_COOKIE]["value"] == OLD
+
+
+@pytest.mark.parametrize("uri", [f"/releases/{OLD}/app.js", "/app.js"], ids=["rewritten", "viewers"])
+def test_a_304_asset_pins_no_viewer_whichever_uri_the_function_sees(sandbox: FunctionSandbox, uri: str) -> None:
+    result = respond(sandbox, uri, 304, [], routed_to=OLD)
+    assert header(result, RELEASE_HEADER) == OLD
+    assert RELEASE_COOKIE not in result["cookies"]
+
+
+def test_the_check_header_is_answered_with_the_uri_the_function_sees(sandbox: FunctionSandbox) -> None:
+    page = [("Content-Type", "text/html")]
+    assert CHECK_HEADER not in respond(sandbox, "/docs/", 200, page, routed_to=OLD)["headers"]
+
+    def seen(uri: str, headers: list[tuple[str, str]]) -> str | None:
+        request = viewer_request_event("GET", uri, [(CHECK_HEADER, "1"), *headers])["request"]
+        result = sandbox.invoke("viewer-response", viewer_response_event(request, 200, page)).result
+        assert result is not None
+        return header(result, CHECK_HEADER)
+
+    assert seen("/docs/", [(RELEASE_HEADER, OLD)]) == "/docs/ tagged"
+    assert seen(f"/releases/{OLD}/docs/index.html", []) == f"/releases/{OLD}/docs/index.html"
 
 
 def test_viewer_response_without_a_release_says_none(sandbox: FunctionSandbox) -> None:
