@@ -26,7 +26,7 @@ from hosting_toolkit.edge.events import (
 )
 from hosting_toolkit.edge.sandbox import FunctionSandbox
 from hosting_toolkit.errors import BackendError
-from hosting_toolkit.release.kvs import LocalKeyValueStore
+from hosting_toolkit.release.kvs import AwsKeyValueStore, LocalKeyValueStore
 from hosting_toolkit.release.storage import ObjectStore, StoredObject
 
 ROUTER = "router"
@@ -99,7 +99,7 @@ class LocalEdge:
         self,
         *,
         store: ObjectStore,
-        kvs: LocalKeyValueStore,
+        kvs: LocalKeyValueStore | AwsKeyValueStore,
         config: HostingConfig,
         sandbox: FunctionSandbox,
         request_ids: Callable[[], str] = new_request_id,

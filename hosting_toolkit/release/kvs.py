@@ -101,6 +101,8 @@ def kvs_client(*, endpoint_url: str | None = None, session: Any = None) -> Any:
     """A ``cloudfront-keyvaluestore`` client (SigV4A: needs ``awscrt``)."""
     import boto3
 
+    # The usual AWS setting of a service's endpoint, as AWS_ENDPOINT_URL_S3 is for S3 (a local store in tests).
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE") or None
     config = Config(retries={"mode": "standard", "max_attempts": 5}, inject_host_prefix=endpoint_url is None)
     client = (session or boto3.Session()).client("cloudfront-keyvaluestore", endpoint_url=endpoint_url, config=config)
     if endpoint_url is not None:
@@ -136,6 +138,17 @@ class AwsKeyValueStore:
         except (BotoCoreError, ClientError) as exc:
             raise BackendError(f"reading {key!r} from {self.arn} failed: {exc}") from exc
         return value, etag
+
+    def snapshot(self) -> tuple[dict[str, str], str]:
+        """Every key and value, and the ETag they were listed at (what a local edge serves from)."""
+        try:
+            etag = self.client.describe_key_value_store(KvsARN=self.arn)["ETag"]
+            items: dict[str, str] = {}
+            for page in self.client.get_paginator("list_keys").paginate(KvsARN=self.arn):
+                items.update({item["Key"]: item["Value"] for item in page.get("Items", [])})
+        except (BotoCoreError, ClientError) as exc:
+            raise BackendError(f"listing the keys of {self.arn} failed: {exc}") from exc
+        return items, str(etag)
 
     def write(self, key: str, value: str, *, if_match: str) -> str:
         try:

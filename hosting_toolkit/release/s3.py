@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ _SINGLE_PUT_LIMIT = 16 * 1024 * 1024
 _DELETE_BATCH = 1000
 
 
+#: The usual AWS setting naming another S3 endpoint (a local S3 server, an S3-compatible store).
+S3_ENDPOINT_SETTING = "AWS_ENDPOINT_URL_S3"
+
+
 def s3_client(
     *,
     concurrency: int,
@@ -34,7 +39,8 @@ def s3_client(
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         tcp_keepalive=True,
-        s3={"addressing_style": "path"} if (path_style or endpoint_url) else {},
+        # A custom endpoint (given, or the usual AWS_ENDPOINT_URL_S3 setting) takes path-style addresses.
+        s3={"addressing_style": "path"} if (path_style or endpoint_url or os.environ.get(S3_ENDPOINT_SETTING)) else {},
     )
     return (session or boto3.Session()).client("s3", endpoint_url=endpoint_url, config=config)
 
