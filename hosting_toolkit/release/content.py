@@ -85,12 +85,29 @@ def _is_hash(token: str) -> bool:
     return digits >= 1 and upper >= 1
 
 
+def _is_rollup_hash(stem: str) -> bool:
+    """Rollup's and Vite's ``[name]-[hash]``: 8 base64url characters that may hold ``-`` and ``_``
+    and need not hold a digit (``lazy-J_fmwf7Y``, ``lazy-sOMslOdl``). A capitalised word
+    (``-Overview``) is not one."""
+    if len(stem) < 10 or stem[-9] != "-":
+        return False
+    token = stem[-8:]
+    if not set(token) <= _HASH_CHARS | {"-", "_"}:
+        return False
+    upper = sum(c.isupper() for c in token)
+    lower = sum(c.islower() for c in token)
+    marks = sum(not c.isalpha() for c in token)
+    return upper >= 1 and lower >= 1 and (upper >= 2 or marks >= 1 or not token[0].isupper())
+
+
 def is_content_hashed(path: str) -> bool:
     """Tell whether a file name carries a content hash (``app.3f9a1c2b.js``, ``index-BdW3x1Yz.css``)."""
     if any(path.startswith(d) or f"/{d}" in path for d in _IMMUTABLE_DIRS):
         return True
     name = PurePosixPath(path).name
     stem = name.rsplit(".", 1)[0] if "." in name else name
+    if _is_rollup_hash(name.split(".", 1)[0]):
+        return True
     token = ""
     for char in stem:
         if char in _HASH_SEPARATORS:
