@@ -229,9 +229,7 @@ def rollback(
 @app.command()
 def prune(
     ctx: typer.Context,
-    keep: Annotated[
-        int | None, typer.Option("--keep", help="Newest releases to keep [default: release.keep].")
-    ] = None,
+    keep: Annotated[int | None, typer.Option("--keep", help="Newest releases to keep [default: release.keep].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was removed as JSON.")] = False,
 ) -> None:
     """Delete old releases; live, canary and pinned releases and the newest --keep always stay."""

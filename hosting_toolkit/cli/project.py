@@ -571,9 +571,7 @@ def init(
     framework: Annotated[
         str | None, typer.Option("--framework", help=f"Framework, when detection cannot tell: {', '.join(FRAMEWORKS)}.")
     ] = None,
-    command: Annotated[
-        str | None, typer.Option("--command", help="Build command [default: the framework's].")
-    ] = None,
+    command: Annotated[str | None, typer.Option("--command", help="Build command [default: the framework's].")] = None,
     output_dir: Annotated[
         str | None, typer.Option("--output-dir", help="Build output folder [default: the framework's].")
     ] = None,

@@ -47,6 +47,19 @@ _TYPES = {
     ".gltf": "model/gltf+json",
 }
 _DEFAULT_TYPE = "application/octet-stream"
+#: Well-known files without an extension, by name.
+_NAMED_TYPES = {
+    "apple-app-site-association": "application/json",
+    "apple-developer-merchantid-domain-association": "text/plain; charset=utf-8",
+    "license": "text/plain; charset=utf-8",
+    "licence": "text/plain; charset=utf-8",
+    "cname": "text/plain; charset=utf-8",
+    "readme": "text/plain; charset=utf-8",
+    "notice": "text/plain; charset=utf-8",
+    "authors": "text/plain; charset=utf-8",
+    "copying": "text/plain; charset=utf-8",
+    "changelog": "text/plain; charset=utf-8",
+}
 
 #: Files whose names carry a content hash never change under that name.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -63,6 +76,9 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 
 def content_type(path: str) -> str:
     """MIME type for a release path, with a charset for text."""
+    name = PurePosixPath(path).name.lower()
+    if name in _NAMED_TYPES:
+        return _NAMED_TYPES[name]
     suffix = PurePosixPath(path).suffix.lower()
     if suffix in _TYPES:
         return _TYPES[suffix]

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from hosting_toolkit.config import HostingConfig
-from hosting_toolkit.contract import RELEASE_METADATA_KEY, RoutingState, is_release_id, release_prefix
+from hosting_toolkit.contract import (
+    FOLDER_INDEX_METADATA_KEY,
+    RELEASE_METADATA_KEY,
+    RoutingState,
+    is_release_id,
+    release_prefix,
+)
 from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError, ReleaseConflictError, ToolkitError
 from hosting_toolkit.release.archive import extract_archive
 from hosting_toolkit.release.content import is_content_hashed
@@ -31,7 +37,14 @@ from hosting_toolkit.release.error_pages import (
     publish_error_pages,
 )
 from hosting_toolkit.release.kvs import KeyValueStore
-from hosting_toolkit.release.manifest import FileEntry, Manifest, manifest_json, scan_directory
+from hosting_toolkit.release.manifest import (
+    FileEntry,
+    Manifest,
+    extensionless_files,
+    is_folder_index,
+    manifest_json,
+    scan_directory,
+)
 from hosting_toolkit.release.records import (
     HISTORY_PREFIX,
     JSON_TYPE,
@@ -241,7 +254,7 @@ class ReleaseEngine:
     def _scan(self, folder: Path) -> Manifest:
         self.progress.begin("hashing", sum(len(files) for _, _, files in os.walk(folder)))
         try:
-            return scan_directory(
+            manifest = scan_directory(
                 folder,
                 entry=self.config.site.entry,
                 static_aliases=self.config.site.mode == "static",
@@ -250,6 +263,14 @@ class ReleaseEngine:
             )
         finally:
             self.progress.end()
+        if self.config.site.mode == "spa":
+            hidden = extensionless_files(manifest.entries)
+            if hidden:
+                self.progress.note(
+                    f"warning: {len(hidden)} files without an extension outside /.well-known/ (e.g. {hidden[0]}) "
+                    "answer the entry page in spa mode; give them an extension or move them under .well-known/"
+                )
+        return manifest
 
     def _create_from_folder(
         self, folder: Path, release_id: str | None, message: str, revision: str, activate: bool, source: str
@@ -336,7 +357,13 @@ class ReleaseEngine:
         prefix = release_prefix(rid)
         present = {key[len(prefix) :]: size for key, size in self.store.list(prefix)}
         base_release, base_files = self._base_files()
-        metadata = {RELEASE_METADATA_KEY: rid}
+        static = self.config.site.mode == "static"
+
+        def metadata_of(entry: FileEntry) -> dict[str, str]:
+            if static and is_folder_index(entry):
+                return {RELEASE_METADATA_KEY: rid, FOLDER_INDEX_METADATA_KEY: "1"}
+            return {RELEASE_METADATA_KEY: rid}
+
         uploads: list[FileEntry] = []
         copies: list[tuple[str, FileEntry]] = []
         aliases: list[FileEntry] = []
@@ -357,7 +384,7 @@ class ReleaseEngine:
                 manifest.sources[entry.path],
                 content_type=entry.content_type,
                 cache_control=entry.cache_control,
-                metadata=metadata,
+                metadata=metadata_of(entry),
             )
             return entry.size
 
@@ -369,7 +396,7 @@ class ReleaseEngine:
                     prefix + entry.path,
                     content_type=entry.content_type,
                     cache_control=entry.cache_control,
-                    metadata=metadata,
+                    metadata=metadata_of(entry),
                 )
             except BackendError:
                 # The base release was pruned meanwhile: upload the file instead.
@@ -383,7 +410,7 @@ class ReleaseEngine:
                 prefix + entry.path,
                 content_type=entry.content_type,
                 cache_control=entry.cache_control,
-                metadata=metadata,
+                metadata=metadata_of(entry),
             )
             return 0
 

@@ -39,7 +39,9 @@ BUILDS = Path(__file__).resolve().parents[1] / "fixtures" / "vite-app" / "dist"
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed (requirements-dev.txt)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Python playwright is not installed (requirements-dev.txt)"
+)
 
 
 @pytest.fixture(scope="module")

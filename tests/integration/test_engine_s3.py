@@ -473,7 +473,11 @@ def test_only_retained_releases_are_carried_so_the_cost_is_bounded_by_retention(
     names = {k.rsplit("/", 1)[1] for k in s3_bucket.keys(release_prefix(ids[-1]) + "assets/index-")}
 
     # Retained when Ee5 was made: the 2 newest (Dd4, Cc3), live (Dd4) and its pin (Cc3); never Aa1 or Bb2.
-    assert {n for n in names if n.endswith("Bd3Xy.js")} == {"index-Cc3Bd3Xy.js", "index-Dd4Bd3Xy.js", "index-Ee5Bd3Xy.js"}
+    assert {n for n in names if n.endswith("Bd3Xy.js")} == {
+        "index-Cc3Bd3Xy.js",
+        "index-Dd4Bd3Xy.js",
+        "index-Ee5Bd3Xy.js",
+    }
     assert engine.create(versioned_site(tmp_path / "f", "Ff6")).carried_files == 2
 
 

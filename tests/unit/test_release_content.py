@@ -30,7 +30,11 @@ from tests.fakes.sites import SAMPLE_SITE
         ("robots.txt", "text/plain; charset=utf-8"),
         ("models/scene.glb", "model/gltf-binary"),
         ("data/archive.7z-part", "application/octet-stream"),
-        ("LICENSE", "application/octet-stream"),
+        ("LICENSE", "text/plain; charset=utf-8"),
+        ("CNAME", "text/plain; charset=utf-8"),
+        (".well-known/apple-app-site-association", "application/json"),
+        (".well-known/security.txt", "text/plain; charset=utf-8"),
+        ("bin/tool", "application/octet-stream"),
     ],
 )
 def test_content_type_of_release_paths(path: str, expected: str) -> None:
