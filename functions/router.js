@@ -17,6 +17,10 @@ const PREVIEW_RELEASE_HEADER = 'x-preview-release';
 const PREVIEW_TOKEN_HEADER = 'x-preview-token';
 const RELEASES_PREFIX = 'releases/';
 const RELEASE_HEADER = 'x-release';
+// Tags a static folder asked for without its slash; the viewer-response function redirects it.
+const FOLDER_HEADER = 'x-hosting-folder';
+// Paths for files (RFC 8615), never for the app's routes: served as they are in spa mode too.
+const WELL_KNOWN = '/.well-known/';
 const MAX_URI_LENGTH = 1024;
 const COHORTS = 10000;
 const PREVIEW_COOKIE_ATTRIBUTES = 'Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=3600';
@@ -55,13 +59,13 @@ function safePath(uri) {
   return true;
 }
 
-// The release engine writes an alias `a/index.html` when a static build only has `a.html`,
-// so the mapping never has to know which files exist.
+// The release engine writes an alias `a/index.html` when a static build only has `a.html` or an
+// extensionless file `a`, so the mapping never has to know which files exist.
 function mapPath(uri) {
   const last = uri.slice(uri.lastIndexOf('/') + 1);
   if (last.indexOf('.') >= 0) return uri;
   if (SITE.mode === 'static') return last === '' ? uri + 'index.html' : uri + '/index.html';
-  return '/' + SITE.entry;
+  return uri.indexOf(WELL_KNOWN) === 0 ? uri : '/' + SITE.entry;
 }
 
 // The value of a cookie, query parameter or header field, or '' when absent.
@@ -262,6 +266,9 @@ async function handler(event) {
   request.uri = ruled;
   // [/rules]
   const path = mapPath(request.uri);
+  // A viewer's own tag must never cause a redirect.
+  delete request.headers[FOLDER_HEADER];
+  if (path === request.uri + '/index.html') request.headers[FOLDER_HEADER] = { value: request.uri };
   let release = preview ? preview[0] : null;
   if (!release) {
     let state = null;

@@ -16,6 +16,11 @@ const COHORTS = 10000;
 const CHECK_HEADER = 'x-hosting-check';
 const COOKIE_ATTRIBUTES = 'Path=/; Secure; SameSite=Lax; Max-Age=3600';
 const COHORT_COOKIE_ATTRIBUTES = 'Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=';
+// The router's tag of a static folder asked for without its slash, and the metadata the release
+// engine puts on a folder's own index.html: both together answer a redirect to the slash, as web
+// servers do, so the page's relative links work.
+const FOLDER_HEADER = 'x-hosting-folder';
+const FOLDER_INDEX_METADATA_HEADER = 'x-amz-meta-folder-index';
 
 // Every release object carries the metadata release=<id>; the router's request header names the
 // release of responses without it (a 304), since CloudFront may pass this function the viewer's
@@ -85,8 +90,25 @@ function addRuleHeaders(event) {
 }
 // [/rules]
 
+// The folder with its slash and the viewer's query string, names and values still encoded.
+function folderLocation(event) {
+  const q = event.request.querystring;
+  let query = '';
+  for (const name in q) {
+    (q[name].multiValue || [q[name]]).forEach((v) => { query += '&' + name + '=' + v.value; });
+  }
+  return event.request.headers[FOLDER_HEADER].value + '/' + (query ? '?' + query.slice(1) : '');
+}
+
 function handler(event) {
   const response = event.response;
+  const folderIndex = response.headers[FOLDER_INDEX_METADATA_HEADER];
+  delete response.headers[FOLDER_INDEX_METADATA_HEADER];
+  if (folderIndex && event.request.headers[FOLDER_HEADER] && response.statusCode === 200) {
+    response.statusCode = 301;
+    response.statusDescription = 'Moved Permanently';
+    response.headers.location = { value: folderLocation(event) };
+  }
   // [rules]
   addRuleHeaders(event);
   // [/rules]

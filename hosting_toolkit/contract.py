@@ -39,6 +39,12 @@ RELEASE_HEADER = "x-release"
 CHECK_HEADER = "x-hosting-check"
 #: S3 user metadata key carried by every release object (CloudFront returns ``x-amz-meta-release``).
 RELEASE_METADATA_KEY = "release"
+#: S3 user metadata on a static folder's own ``index.html``: asked for without its slash, it redirects there.
+FOLDER_INDEX_METADATA_KEY = "folder-index"
+#: Request header the router sets on a static folder asked for without its slash (the viewer's path).
+FOLDER_HEADER = "x-hosting-folder"
+#: Paths served as files in every site mode (RFC 8615), never mapped to the spa entry page.
+WELL_KNOWN_PREFIX = "/.well-known/"
 #: Cookie pinning a viewer to the release that served its page (stickiness, skew protection).
 RELEASE_COOKIE = "__release"
 #: Cookie keeping a viewer's canary cohort: ``<cohort>.<issued unix seconds>``.

@@ -42,6 +42,7 @@ session_factory: Callable[[], Any] = aws_session
 
 app = typer.Typer(
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="Test the router function: in the local sandbox, or staged in its DEVELOPMENT stage on CloudFront.",
 )
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from hosting_toolkit import __version__
@@ -43,6 +44,8 @@ app = typer.Typer(
     name="hosting-toolkit",
     cls=ToolkitGroup,
     no_args_is_help=True,
+    # Help text is shown as written: Rich markup would swallow "[verify]", "[source]" and the like.
+    rich_markup_mode=None,
     add_completion=False,
     pretty_exceptions_enable=False,
     help="Versioned, atomic releases of a static site on CloudFront, S3 and a KeyValueStore.",
@@ -61,7 +64,7 @@ def main_options(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", envvar="HOSTING_TOOLKIT_CONFIG", help="Configuration file \\[default: ./hosting.toml]."
+            "--config", "-c", envvar="HOSTING_TOOLKIT_CONFIG", help="Configuration file [default: ./hosting.toml]."
         ),
     ] = None,
     local: Annotated[
@@ -135,7 +138,7 @@ def release(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Build output folder or ZIP file.", show_default=False)],
     release_id: Annotated[
-        str | None, typer.Option("--id", help="Release id \\[default: derived from the content].")
+        str | None, typer.Option("--id", help="Release id [default: derived from the content].")
     ] = None,
     message: Annotated[str, typer.Option("--message", "-m", help="A note kept with the release.")] = "",
     revision: Annotated[
@@ -195,7 +198,7 @@ def activate(
 def rollback(
     ctx: typer.Context,
     to: Annotated[
-        str | None, typer.Option("--to", metavar="ID", help="Release to return to \\[default: the previous live one].")
+        str | None, typer.Option("--to", metavar="ID", help="Release to return to [default: the previous live one].")
     ] = None,
     from_release: Annotated[
         str | None,
@@ -242,9 +245,7 @@ def rollback(
 @app.command()
 def prune(
     ctx: typer.Context,
-    keep: Annotated[
-        int | None, typer.Option("--keep", help="Newest releases to keep \\[default: release.keep].")
-    ] = None,
+    keep: Annotated[int | None, typer.Option("--keep", help="Newest releases to keep [default: release.keep].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was removed as JSON.")] = False,
 ) -> None:
     """Delete old releases; live, canary and pinned releases and the newest --keep always stay."""
@@ -284,7 +285,7 @@ def releases(
             i.created[:19].replace("T", " "),
             str(i.files),
             f"{i.bytes:,}",
-            i.message,
+            Text(i.message),
             style=styles.get(i.state),
         )
     typer.echo(_render(table))
@@ -362,7 +363,7 @@ def demo(
     port: Annotated[int, typer.Option("--port", "-p", help="Port of the local edge (0 picks a free one).")] = 8080,
     stay: Annotated[
         bool | None,
-        typer.Option("--serve/--no-serve", help="Keep serving at the end until Ctrl-C \\[default: on a terminal]."),
+        typer.Option("--serve/--no-serve", help="Keep serving at the end until Ctrl-C [default: on a terminal]."),
     ] = None,
 ) -> None:
     """Release, serve, switch, roll back, preview and canary an example site locally: no AWS needed."""

@@ -4,16 +4,55 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 from typing import Any
 
 from rich.console import Console
+from rich.errors import StyleSyntaxError
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.style import Style
+from rich.text import Text
 
 from hosting_toolkit.release.engine import Progress as EngineProgress
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+#: What Rich would read as a markup tag: ``[bold]``, ``[/]``, but also ``[source]`` or ``[verify]``.
+_TAG = re.compile(r"(?<!\\)\[([a-z#/@][^\[\]]*)\]")
+
+
+def _is_style_tag(tag: str) -> bool:
+    if tag.startswith("/"):
+        return True
+    try:
+        Style.parse(tag)
+    except StyleSyntaxError:
+        return False
+    return True
+
+
+def keep_brackets(text: str) -> str:
+    """``text`` with every bracketed word that is not a Rich style escaped, so it shows as written.
+
+    Messages name configuration tables (``[source]``, ``[verify]``) and hold paths and values a
+    person typed; Rich would swallow those as unknown tags. Styles the CLI means (``[bold]``,
+    ``[green]``, ``[/]``) keep working.
+    """
+    return _TAG.sub(lambda m: m.group(0) if _is_style_tag(m.group(1)) else escape(m.group(0)), text)
+
+
+class ToolkitConsole(Console):
+    """A Rich console on which a bracketed word that is not a style is printed as it is written."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        markup = kwargs.get("markup")
+        if markup or (markup is None and self._markup):
+            text = keep_brackets(text)
+        return super().render_str(text, **kwargs)
+
+
+err = ToolkitConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def emit_json(data: Any) -> None:

@@ -565,17 +565,15 @@ def init(
     site: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[SITE_REPO_PATH]", help="The site's folder \\[default: the current folder].", show_default=False
+            metavar="[SITE_REPO_PATH]", help="The site's folder [default: the current folder].", show_default=False
         ),
     ] = None,
     framework: Annotated[
         str | None, typer.Option("--framework", help=f"Framework, when detection cannot tell: {', '.join(FRAMEWORKS)}.")
     ] = None,
-    command: Annotated[
-        str | None, typer.Option("--command", help="Build command \\[default: the framework's].")
-    ] = None,
+    command: Annotated[str | None, typer.Option("--command", help="Build command [default: the framework's].")] = None,
     output_dir: Annotated[
-        str | None, typer.Option("--output-dir", help="Build output folder \\[default: the framework's].")
+        str | None, typer.Option("--output-dir", help="Build output folder [default: the framework's].")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Never ask; fail with a hint instead.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing configuration file.")] = False,

@@ -24,7 +24,7 @@ LOCAL_SERVE_URL = "http://127.0.0.1:8080"
 ReleaseId = Annotated[str, typer.Argument(metavar="ID", help="A complete release.", show_default=False)]
 BaseUrl = Annotated[
     str | None,
-    typer.Option("--base-url", metavar="URL", help="Site address \\[default: the deployed site's, or a local edge]."),
+    typer.Option("--base-url", metavar="URL", help="Site address [default: the deployed site's, or a local edge]."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 

@@ -47,6 +47,19 @@ _TYPES = {
     ".gltf": "model/gltf+json",
 }
 _DEFAULT_TYPE = "application/octet-stream"
+#: Well-known files without an extension, by name.
+_NAMED_TYPES = {
+    "apple-app-site-association": "application/json",
+    "apple-developer-merchantid-domain-association": "text/plain; charset=utf-8",
+    "license": "text/plain; charset=utf-8",
+    "licence": "text/plain; charset=utf-8",
+    "cname": "text/plain; charset=utf-8",
+    "readme": "text/plain; charset=utf-8",
+    "notice": "text/plain; charset=utf-8",
+    "authors": "text/plain; charset=utf-8",
+    "copying": "text/plain; charset=utf-8",
+    "changelog": "text/plain; charset=utf-8",
+}
 
 #: Files whose names carry a content hash never change under that name.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -63,6 +76,9 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 
 def content_type(path: str) -> str:
     """MIME type for a release path, with a charset for text."""
+    name = PurePosixPath(path).name.lower()
+    if name in _NAMED_TYPES:
+        return _NAMED_TYPES[name]
     suffix = PurePosixPath(path).suffix.lower()
     if suffix in _TYPES:
         return _TYPES[suffix]
@@ -85,12 +101,29 @@ def _is_hash(token: str) -> bool:
     return digits >= 1 and upper >= 1
 
 
+def _is_rollup_hash(stem: str) -> bool:
+    """Rollup's and Vite's ``[name]-[hash]``: 8 base64url characters that may hold ``-`` and ``_``
+    and need not hold a digit (``lazy-J_fmwf7Y``, ``lazy-sOMslOdl``). A capitalised word
+    (``-Overview``) is not one."""
+    if len(stem) < 10 or stem[-9] != "-":
+        return False
+    token = stem[-8:]
+    if not set(token) <= _HASH_CHARS | {"-", "_"}:
+        return False
+    upper = sum(c.isupper() for c in token)
+    lower = sum(c.islower() for c in token)
+    marks = sum(not c.isalpha() for c in token)
+    return upper >= 1 and lower >= 1 and (upper >= 2 or marks >= 1 or not token[0].isupper())
+
+
 def is_content_hashed(path: str) -> bool:
     """Tell whether a file name carries a content hash (``app.3f9a1c2b.js``, ``index-BdW3x1Yz.css``)."""
     if any(path.startswith(d) or f"/{d}" in path for d in _IMMUTABLE_DIRS):
         return True
     name = PurePosixPath(path).name
     stem = name.rsplit(".", 1)[0] if "." in name else name
+    if _is_rollup_hash(name.split(".", 1)[0]):
+        return True
     token = ""
     for char in stem:
         if char in _HASH_SEPARATORS:

@@ -21,9 +21,16 @@ from pathlib import Path
 from typing import TypeVar
 
 from hosting_toolkit.config import HostingConfig
-from hosting_toolkit.contract import RELEASE_METADATA_KEY, RoutingState, is_release_id, release_prefix
+from hosting_toolkit.contract import (
+    FOLDER_INDEX_METADATA_KEY,
+    RELEASE_METADATA_KEY,
+    RoutingState,
+    is_release_id,
+    release_prefix,
+)
 from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError, ReleaseConflictError, ToolkitError
 from hosting_toolkit.release.archive import extract_archive
+from hosting_toolkit.release.content import is_content_hashed
 from hosting_toolkit.release.error_pages import (
     PublishedPage,
     page_sources,
@@ -31,7 +38,14 @@ from hosting_toolkit.release.error_pages import (
     publish_error_pages,
 )
 from hosting_toolkit.release.kvs import KeyValueStore
-from hosting_toolkit.release.manifest import FileEntry, Manifest, manifest_json, scan_directory
+from hosting_toolkit.release.manifest import (
+    FileEntry,
+    Manifest,
+    extensionless_files,
+    is_folder_index,
+    manifest_json,
+    scan_directory,
+)
 from hosting_toolkit.release.records import (
     HISTORY_PREFIX,
     JSON_TYPE,
@@ -88,6 +102,8 @@ class ReleaseResult:
     already_existed: bool
     activated: bool
     base_release: str | None = None
+    carried_files: int = 0
+    carried_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -260,7 +276,7 @@ class ReleaseEngine:
     def _scan(self, folder: Path) -> Manifest:
         self.progress.begin("hashing", sum(len(files) for _, _, files in os.walk(folder)))
         try:
-            return scan_directory(
+            manifest = scan_directory(
                 folder,
                 entry=self.config.site.entry,
                 static_aliases=self.config.site.mode == "static",
@@ -269,6 +285,14 @@ class ReleaseEngine:
             )
         finally:
             self.progress.end()
+        if self.config.site.mode == "spa":
+            hidden = extensionless_files(manifest.entries)
+            if hidden:
+                self.progress.note(
+                    f"warning: {len(hidden)} files without an extension outside /.well-known/ (e.g. {hidden[0]}) "
+                    "answer the entry page in spa mode; give them an extension or move them under .well-known/"
+                )
+        return manifest
 
     def _create_from_folder(
         self, folder: Path, release_id: str | None, message: str, revision: str, activate: bool, source: str
@@ -283,6 +307,8 @@ class ReleaseEngine:
                     f"release {rid} already exists with other content; releases are immutable, use another --id"
                 )
             self.progress.note(f"release {rid} already exists with the same content; nothing uploaded")
+            if activate:
+                self._carry(rid, manifest.entries)
             activated = self._activate_if(activate, rid)
             return ReleaseResult(rid, manifest.files, manifest.bytes, 0, 0, 0, 0, True, activated)
 
@@ -299,7 +325,9 @@ class ReleaseEngine:
             self.progress.note(f"resuming the incomplete release {rid}")
 
         result = self._upload(rid, manifest)
-        self._verify(rid, manifest)
+        carried = self._carry(rid, manifest.entries)
+        self._verify(rid, manifest, carried)
+        result = replace(result, carried_files=len(carried), carried_bytes=sum(e.size for _, e in carried))
         self.store.put_bytes(manifest_key(rid), manifest_json(manifest).encode(), content_type=JSON_TYPE)
         record = ReleaseRecord(
             id=rid,
@@ -319,7 +347,8 @@ class ReleaseEngine:
 
     def _activate_if(self, activate: bool, rid: str) -> bool:
         if activate:
-            self.activate(rid)
+            self.require_complete(rid)
+            self._published(self._confirm(self._switch("activate", rid), rid))
         elif self.status().live is None:
             self._placeholder_error_pages()
         return activate
@@ -350,7 +379,13 @@ class ReleaseEngine:
         prefix = release_prefix(rid)
         present = {key[len(prefix) :]: size for key, size in self.store.list(prefix)}
         base_release, base_files = self._base_files()
-        metadata = {RELEASE_METADATA_KEY: rid}
+        static = self.config.site.mode == "static"
+
+        def metadata_of(entry: FileEntry) -> dict[str, str]:
+            if static and is_folder_index(entry):
+                return {RELEASE_METADATA_KEY: rid, FOLDER_INDEX_METADATA_KEY: "1"}
+            return {RELEASE_METADATA_KEY: rid}
+
         uploads: list[FileEntry] = []
         copies: list[tuple[str, FileEntry]] = []
         aliases: list[FileEntry] = []
@@ -371,7 +406,7 @@ class ReleaseEngine:
                 manifest.sources[entry.path],
                 content_type=entry.content_type,
                 cache_control=entry.cache_control,
-                metadata=metadata,
+                metadata=metadata_of(entry),
             )
             return entry.size
 
@@ -383,7 +418,7 @@ class ReleaseEngine:
                     prefix + entry.path,
                     content_type=entry.content_type,
                     cache_control=entry.cache_control,
-                    metadata=metadata,
+                    metadata=metadata_of(entry),
                 )
             except BackendError:
                 # The base release was pruned meanwhile: upload the file instead.
@@ -397,7 +432,7 @@ class ReleaseEngine:
                 prefix + entry.path,
                 content_type=entry.content_type,
                 cache_control=entry.cache_control,
-                metadata=metadata,
+                metadata=metadata_of(entry),
             )
             return 0
 
@@ -423,6 +458,70 @@ class ReleaseEngine:
             base_release=base_release,
         )
 
+    def retained(self) -> list[str]:
+        """Releases ``prune`` keeps: live, canary, pins and the ``release.keep`` newest, newest first."""
+        state = self.status()
+        records = [r.id for r in self.records()]
+        protected = {r for r in (state.live, state.canary, *state.pins) if r}
+        kept = set(records[: self.config.release.keep]) | protected
+        return [r for r in records if r in kept]
+
+    def _carry(self, rid: str, own: Iterable[FileEntry]) -> list[tuple[str, FileEntry]]:
+        """Copy the content-hashed assets of the retained releases that ``rid`` lacks into its folder.
+
+        Skew protection for every open page: whichever release a viewer's cookie or cohort picks, an
+        asset a page of a retained release asks for is there, with its own bytes and headers (and the
+        metadata of the release it belongs to). Only a release's own files are carried, never HTML or
+        files carried before, so the cost is bounded by retention; a name two retained releases hold
+        with different bytes is not a real content hash and is not carried. Carried files are not part
+        of the manifest, so the content id stays a function of the build. Returns (source release,
+        entry) of every asset carried now or before.
+        """
+        own_paths = {e.path for e in own}
+        found: dict[str, tuple[str, FileEntry]] = {}
+        clashing: set[str] = set()
+        for source in self.retained():
+            if source == rid:
+                continue
+            for entry in self.manifest(source):
+                path = entry.path
+                if entry.alias_of is not None or path in own_paths or entry.content_type.startswith("text/html"):
+                    continue
+                if not is_content_hashed(path):
+                    continue
+                if path in found and found[path][1].sha256 != entry.sha256:
+                    clashing.add(path)
+                found.setdefault(path, (source, entry))
+        carried = [item for path, item in sorted(found.items()) if path not in clashing]
+        if clashing:
+            log.warning("warning: %d asset names have other bytes in other releases; not carried", len(clashing))
+        prefix = release_prefix(rid)
+        present = {key[len(prefix) :]: size for key, size in self.store.list(prefix)}
+        todo = [item for item in carried if present.get(item[1].path) != item[1].size]
+
+        def copy(item: tuple[str, FileEntry]) -> int:
+            source, entry = item
+            try:
+                self.store.copy(
+                    release_prefix(source) + entry.path,
+                    prefix + entry.path,
+                    content_type=entry.content_type,
+                    cache_control=entry.cache_control,
+                    metadata={RELEASE_METADATA_KEY: source},
+                )
+            except BackendError:
+                # The source release was pruned meanwhile: nothing can ask for its assets any more.
+                carried.remove(item)
+            return entry.size
+
+        if todo:
+            self.progress.begin(f"carrying assets of retained releases into {rid}", len(todo))
+            try:
+                self._run(copy, todo)
+            finally:
+                self.progress.end()
+        return carried
+
     def _run(self, work: Callable[[T], int], items: Iterable[T]) -> list[int]:
         """Run ``work`` over ``items`` with bounded parallelism; the first failure stops the rest."""
         results: list[int] = []
@@ -445,11 +544,13 @@ class ReleaseEngine:
                 raise
         return results
 
-    def _verify(self, rid: str, manifest: Manifest) -> None:
-        """Every file of the manifest is in the bucket with its size before the release is complete."""
+    def _verify(self, rid: str, manifest: Manifest, carried: Iterable[tuple[str, FileEntry]] = ()) -> None:
+        """Every file of the manifest (and every carried asset) is in the bucket with its size before the
+        release is complete."""
         prefix = release_prefix(rid)
         present = {key[len(prefix) :]: size for key, size in self.store.list(prefix)}
-        missing = [e.path for e in manifest.entries if present.get(e.path) != e.size]
+        wanted = [*manifest.entries, *(entry for _, entry in carried)]
+        missing = [e.path for e in wanted if present.get(e.path) != e.size]
         if missing:
             raise BackendError(
                 f"release {rid}: {len(missing)} files missing or truncated after upload (e.g. {missing[0]}); "
@@ -550,9 +651,11 @@ class ReleaseEngine:
     def activate(self, release_id: str) -> RoutingChange:
         """Make a complete release live with one conditional KVS write, then publish its error pages.
 
-        Activating the live release again writes no routing and publishes its error pages again.
+        Activating the live release again writes no routing and publishes its error pages again. The
+        release first gets the content-hashed assets of the retained releases it lacks (server-side
+        copies), so pages of every retained release keep finding their assets.
         """
-        self.require_complete(release_id)
+        self._carry(release_id, self.manifest(self.require_complete(release_id).id))
         return self._published(self._confirm(self._switch("activate", release_id), release_id))
 
     def canary(self, release_id: str, percent: int) -> RoutingChange:
@@ -562,7 +665,7 @@ class ReleaseEngine:
         """
         if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
             raise InvalidInputError(f"the canary percentage must be a whole number from 1 to 100, not {percent}")
-        self.require_complete(release_id)
+        self._carry(release_id, self.manifest(self.require_complete(release_id).id))
 
         def change(state: RoutingState) -> RoutingState:
             if state.live is None:
@@ -627,13 +730,14 @@ class ReleaseEngine:
     def rollback(self, to: str | None = None) -> RoutingChange:
         """Return to the previous live release (or ``to``): one KVS write, nothing uploaded."""
         if to is not None:
-            self.require_complete(to)
+            self._carry(to, self.manifest(self.require_complete(to).id))
             return self._published(self._confirm(self._switch("rollback", to), to))
         state = self.status()
         earlier = [e.from_release for e in reversed(self.history()) if e.from_release and e.action in LIVE_ACTIONS]
         candidates = list(state.pins) + earlier
         for candidate in dict.fromkeys(candidates):
             if candidate != state.live and self.record(candidate) is not None:
+                self._carry(candidate, self.manifest(candidate))
                 return self._published(self._confirm(self._switch("rollback", candidate), candidate))
         raise NotFoundError("there is no previous release to roll back to")
 

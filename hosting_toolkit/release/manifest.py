@@ -161,15 +161,34 @@ def scan_directory(
     return Manifest(tuple(entries), {rel: full for rel, full in found})
 
 
+def _is_extensionless(path: str) -> bool:
+    return "." not in path.rsplit("/", 1)[-1]
+
+
+def is_folder_index(entry: FileEntry) -> bool:
+    """A folder's own ``index.html`` (not the top one, not an alias): ``/folder`` redirects to ``/folder/``."""
+    return entry.alias_of is None and entry.path.endswith("/index.html")
+
+
+def extensionless_files(entries: Iterable[FileEntry]) -> list[str]:
+    """Files whose name has no dot, outside ``.well-known/``: the spa mapping sends their paths to the entry page."""
+    return [e.path for e in entries if _is_extensionless(e.path) and not e.path.startswith(".well-known/")]
+
+
 def clean_url_aliases(entries: Iterable[FileEntry]) -> list[FileEntry]:
-    """Static mode: ``a.html`` without ``a/index.html`` gets an alias there, so ``/a`` finds it.
+    """Static mode: ``a.html`` or an extensionless file ``a`` without ``a/index.html`` gets an alias there.
 
     The router maps an extensionless ``/a`` to ``/a/index.html`` without knowing the release's
-    files; this alias makes that path exist whenever ``a.html`` does.
+    files; this alias makes that path exist whenever ``a.html`` or a file ``a`` (``LICENSE``,
+    ``.well-known/apple-app-site-association``) does, with the file's own headers.
     """
     by_path = {e.path: e for e in entries}
     aliases = []
     for path, e in by_path.items():
+        if _is_extensionless(path):
+            if f"{path}/index.html" not in by_path:
+                aliases.append(FileEntry(f"{path}/index.html", e.sha256, e.size, e.content_type, e.cache_control, path))
+            continue
         if not path.endswith(".html") or path.endswith("index.html") or path.rsplit("/", 1)[-1] == "404.html":
             continue
         target = path[: -len(".html")] + "/index.html"

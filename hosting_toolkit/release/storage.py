@@ -73,10 +73,24 @@ def _safe_key(key: str) -> str:
     return key
 
 
+#: Appended to the file of a key whose last segment has no dot: S3 holds ``LICENSE`` and
+#: ``LICENSE/index.html`` side by side, a file system cannot. Release paths never hold a ``%``.
+_EXTENSIONLESS_MARK = "%"
+
+
+def _object_file(key: str) -> str:
+    return key + _EXTENSIONLESS_MARK if "." not in key.rsplit("/", 1)[-1] else key
+
+
+def _object_key(file: str) -> str:
+    return file[: -len(_EXTENSIONLESS_MARK)] if file.endswith(_EXTENSIONLESS_MARK) else file
+
+
 class LocalObjectStore:
     """A bucket kept as files: ``<root>/objects/<key>`` and its headers in ``<root>/headers/<key>.json``.
 
     Every write lands through a temporary file and a rename, so a reader never sees half a file.
+    A key whose last segment has no dot is kept as ``<key>%``.
     """
 
     def __init__(self, root: Path) -> None:
@@ -92,7 +106,7 @@ class LocalObjectStore:
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         _safe_key(key)
-        return self._objects / key, self._headers / f"{key}.json"
+        return self._objects / _object_file(key), self._headers / f"{key}.json"
 
     def _write_headers(self, path: Path, headers: dict[str, object]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +219,7 @@ class LocalObjectStore:
                 if name.startswith(".tmp-"):
                     continue
                 full = Path(folder) / name
-                key = full.relative_to(base).as_posix()
+                key = _object_key(full.relative_to(base).as_posix())
                 if key.startswith(prefix):
                     yield key, full.stat().st_size
 

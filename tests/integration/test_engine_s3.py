@@ -402,3 +402,98 @@ def test_activation_undone_when_prune_deleted_the_release_between_check_and_writ
     with pytest.raises(NotFoundError, match="pruned while it was being activated"):
         racing.activate(second.id)
     assert engine.status().live == first.id
+
+
+# -- skew protection: hashed assets of retained releases carried into each release ----------------
+
+
+def versioned_site(root: Path, version: str) -> Path:
+    """The sample site whose entry chunk (and its name) and home page change with ``version``."""
+    sample_site(root, marker=version)
+    old = root / "assets" / "index-BdW3x1Yz.js"
+    old.unlink()
+    (root / "assets" / f"index-{version}Bd3Xy.js").write_text(f"console.log('{version}')")
+    (root / "robots.txt").write_text(f"User-agent: {version}\n")
+    return root
+
+
+def test_a_release_carries_the_hashed_assets_of_retained_releases_with_their_own_headers(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    engine = make_engine(s3_bucket.store())
+    first = engine.create(versioned_site(tmp_path / "v1", "Aa1")).id
+    old_chunk = release_prefix(first) + "assets/index-Aa1Bd3Xy.js"
+    first_objects = snapshot(s3_bucket, release_prefix(first))
+
+    second = engine.create(versioned_site(tmp_path / "v2", "Bb2"))
+
+    prefix = release_prefix(second.id)
+    carried = prefix + "assets/index-Aa1Bd3Xy.js"
+    assert (second.carried_files, second.carried_bytes) == (1, len(b"console.log('Aa1')"))
+    assert s3_bucket.body(carried) == s3_bucket.body(old_chunk)
+    head = s3_bucket.head(carried)
+    assert head["Metadata"] == {RELEASE_METADATA_KEY: first}
+    assert head["ContentType"] == s3_bucket.head(old_chunk)["ContentType"]
+    assert head["CacheControl"] == s3_bucket.head(old_chunk)["CacheControl"]
+    # Pages and files without a content hash stay the release's own.
+    assert s3_bucket.body(prefix + "robots.txt") == b"User-agent: Bb2\n"
+    assert s3_bucket.body(prefix + "index.html") == b"<!doctype html><title>home Bb2</title>"
+    # Carried files are not the release's content: same id, files and manifest as the build alone.
+    alone = make_engine(s3_bucket.store(), config=make_config()).manifest(second.id)
+    assert "assets/index-Aa1Bd3Xy.js" not in {e.path for e in alone}
+    assert (second.files, engine.require_complete(second.id).files) == (len(SAMPLE_SITE), len(SAMPLE_SITE))
+    assert second.id == engine.create(versioned_site(tmp_path / "v2-again", "Bb2")).id
+    assert snapshot(s3_bucket, release_prefix(first)) == first_objects
+
+
+def test_rolling_back_carries_the_newer_releases_assets_into_the_older_one_without_touching_its_files(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    engine = make_engine(s3_bucket.store())
+    first = engine.create(versioned_site(tmp_path / "v1", "Aa1")).id
+    second = engine.create(versioned_site(tmp_path / "v2", "Bb2")).id
+    own = {k: v for k, v in snapshot(s3_bucket, release_prefix(first)).items()}
+
+    engine.rollback()
+
+    after = snapshot(s3_bucket, release_prefix(first))
+    assert {k: after[k] for k in own} == own
+    added = sorted(set(after) - set(own))
+    assert added == [release_prefix(first) + "assets/index-Bb2Bd3Xy.js"]
+    assert after[added[0]][1] == {RELEASE_METADATA_KEY: second}
+    assert engine.status().live == first
+
+
+def test_only_retained_releases_are_carried_so_the_cost_is_bounded_by_retention(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    engine = make_engine(s3_bucket.store(), config=make_config(keep=2, pins=1))
+    ids = [engine.create(versioned_site(tmp_path / v, v)).id for v in ("Aa1", "Bb2", "Cc3", "Dd4", "Ee5")]
+
+    names = {k.rsplit("/", 1)[1] for k in s3_bucket.keys(release_prefix(ids[-1]) + "assets/index-")}
+
+    # Retained when Ee5 was made: the 2 newest (Dd4, Cc3), live (Dd4) and its pin (Cc3); never Aa1 or Bb2.
+    assert {n for n in names if n.endswith("Bd3Xy.js")} == {
+        "index-Cc3Bd3Xy.js",
+        "index-Dd4Bd3Xy.js",
+        "index-Ee5Bd3Xy.js",
+    }
+    assert engine.create(versioned_site(tmp_path / "f", "Ff6")).carried_files == 2
+
+
+def test_a_name_with_other_bytes_in_two_retained_releases_is_not_carried(
+    s3_bucket: S3Bucket, make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    engine = make_engine(s3_bucket.store())
+    one = versioned_site(tmp_path / "v1", "Aa1")
+    (one / "assets" / "logo-Final2024X.png").write_bytes(b"one")
+    engine.create(one)
+    two = versioned_site(tmp_path / "v2", "Bb2")
+    (two / "assets" / "logo-Final2024X.png").write_bytes(b"two")
+    engine.create(two)
+
+    third = engine.create(versioned_site(tmp_path / "v3", "Cc3"))
+
+    keys = s3_bucket.keys(release_prefix(third.id))
+    assert release_prefix(third.id) + "assets/logo-Final2024X.png" not in keys
+    assert release_prefix(third.id) + "assets/index-Aa1Bd3Xy.js" in keys

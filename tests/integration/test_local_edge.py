@@ -13,6 +13,7 @@ from hosting_toolkit.contract import COHORT_COOKIE, RELEASE_COOKIE, RELEASE_HEAD
 from hosting_toolkit.edge.sandbox import FunctionSandbox
 from hosting_toolkit.local.edge import security_headers
 from hosting_toolkit.release.content import IMMUTABLE, REVALIDATE
+from hosting_toolkit.release.engine import Progress
 from tests.integration.conftest import Edge
 
 pytestmark = [pytest.mark.integration, pytest.mark.node]
@@ -129,3 +130,53 @@ def test_the_demo_releases_switches_and_rolls_back(tmp_path: Path) -> None:
     share = float(re.search(r"at 20%: ([0-9.]+)% of 1000 new viewers", text).group(1))  # type: ignore[union-attr]
     assert 15 <= share <= 25
     assert f"aborted: every viewer is back on {ids[1]}" in text
+
+
+def with_files_without_extensions(root: Path) -> Path:
+    build(root, "1")
+    for rel, text in {
+        "LICENSE": "MIT License",
+        ".well-known/apple-app-site-association": '{"applinks":{}}',
+        "docs/index.html": '<a href="guide.html">guide</a>',
+        "docs/guide.html": "<h1>guide</h1>",
+    }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_static_mode_serves_every_file_and_redirects_a_folder_to_its_slash(edge: Edge, tmp_path: Path) -> None:
+    edge.engine.create(with_files_without_extensions(tmp_path / "v1"))
+
+    status, headers, body = edge.get("/LICENSE")
+    assert (status, headers["content-type"], body) == (200, "text/plain; charset=utf-8", b"MIT License")
+    status, headers, body = edge.get("/.well-known/apple-app-site-association")
+    assert (status, headers["content-type"], body) == (200, "application/json", b'{"applinks":{}}')
+    status, headers, _ = edge.get("/docs?lang=en")
+    assert (status, headers["location"]) == (301, "/docs/?lang=en")
+    assert "x-amz-meta-folder-index" not in headers
+    assert edge.get("/docs/")[0] == 200
+    assert edge.get("/docs/guide")[2] == b"<h1>guide</h1>"
+    assert edge.get("/pricing")[:1] == (200,)
+    assert edge.get("/pricing")[2] == b"<h1>pricing 1</h1>"
+
+
+def test_spa_mode_serves_well_known_files_and_warns_of_other_files_without_extensions(
+    tmp_path: Path, function_sandbox: FunctionSandbox
+) -> None:
+    notes: list[str] = []
+
+    class Notes(Progress):
+        def note(self, message: str) -> None:
+            notes.append(message)
+
+    running = Edge(tmp_path, HostingConfig(site=SiteConfig(mode="spa")), function_sandbox)
+    try:
+        running.engine.progress = Notes()
+        running.engine.create(with_files_without_extensions(tmp_path / "v1"))
+        status, headers, body = running.get("/.well-known/apple-app-site-association")
+        assert (status, headers["content-type"], body) == (200, "application/json", b'{"applinks":{}}')
+        assert running.get("/LICENSE")[2] == b"<h1>home 1</h1>"
+    finally:
+        running.close()
+    assert any("1 files without an extension outside /.well-known/ (e.g. LICENSE)" in n for n in notes)

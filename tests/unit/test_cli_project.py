@@ -110,7 +110,7 @@ def test_init_writes_the_detected_build_and_says_what_it_saw(tmp_path: Path) -> 
     assert result.stdout.strip() == "hosting.toml"
     assert "package.json depends on vite" in result.stderr
     assert "framework: vite (Vite): npm run build -> dist" in result.stderr
-    assert "source: none found" in result.stderr
+    assert "source: none found; add a [source] (see hosting.example.toml)" in result.stderr
     config = load_config(written)
     assert config.site == SiteConfig(name="my-site", mode="spa")
     assert config.source is None

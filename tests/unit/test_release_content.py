@@ -30,7 +30,11 @@ from tests.fakes.sites import SAMPLE_SITE
         ("robots.txt", "text/plain; charset=utf-8"),
         ("models/scene.glb", "model/gltf-binary"),
         ("data/archive.7z-part", "application/octet-stream"),
-        ("LICENSE", "application/octet-stream"),
+        ("LICENSE", "text/plain; charset=utf-8"),
+        ("CNAME", "text/plain; charset=utf-8"),
+        (".well-known/apple-app-site-association", "application/json"),
+        (".well-known/security.txt", "text/plain; charset=utf-8"),
+        ("bin/tool", "application/octet-stream"),
     ],
 )
 def test_content_type_of_release_paths(path: str, expected: str) -> None:
@@ -65,6 +69,11 @@ def test_content_type_of_release_paths(path: str, expected: str) -> None:
         # any file type with a hash
         "assets/engine-9f8e7d6c.wasm",
         "assets/hero-Ab12Cd34.avif",
+        # Vite 7 / Rollup: base64url hashes with '-' or '_', or without a digit.
+        "assets/lazy-J_fmwf7Y.js",
+        "assets/lazy-sOMslOdl.js",
+        "assets/index-B-x9Kd2a.js.map",
+        "assets/vendor-react-dOM4xQzA.js",
     ],
 )
 def test_hashed_asset_names_are_cached_as_immutable(path: str) -> None:
@@ -96,6 +105,9 @@ def test_hashed_asset_names_are_cached_as_immutable(path: str) -> None:
         "fonts/roboto-v30-latin-500italic.woff2",
         "docs/report-q3fy2024.pdf",
         "polyfills-ES2015.js",
+        "docs/guide-Overview.pdf",
+        "img/team-portrait.jpg",
+        "downloads/manual-2024-v2.pdf",
     ],
 )
 def test_plain_names_are_revalidated(path: str) -> None:

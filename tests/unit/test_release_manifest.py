@@ -10,7 +10,15 @@ import pytest
 
 from hosting_toolkit.errors import InvalidInputError
 from hosting_toolkit.release.content import IMMUTABLE, REVALIDATE
-from hosting_toolkit.release.manifest import FileEntry, Manifest, check_release_path, manifest_json, scan_directory
+from hosting_toolkit.release.manifest import (
+    FileEntry,
+    Manifest,
+    check_release_path,
+    extensionless_files,
+    is_folder_index,
+    manifest_json,
+    scan_directory,
+)
 from tests.fakes.sites import SAMPLE_SITE, sample_site, write_files
 
 
@@ -153,3 +161,27 @@ def test_check_release_path_refuses_unsafe_paths(path: str) -> None:
 @pytest.mark.parametrize("path", ["index.html", "a/b/c.js", "_next/static/x.js", "über/straße.html", ".well-known/x"])
 def test_check_release_path_accepts_ordinary_paths(path: str) -> None:
     assert check_release_path(path) is None
+
+
+def test_static_aliases_make_files_without_an_extension_reachable_with_their_own_type(tmp_path: Path) -> None:
+    site = write_files(
+        tmp_path / "site",
+        {
+            "index.html": "<h1>home</h1>",
+            "LICENSE": "MIT",
+            ".well-known/apple-app-site-association": "{}",
+            "docs/index.html": "<h1>docs</h1>",
+        },
+    )
+    manifest = scan(site, static=True)
+    aliases = {e.path: (e.alias_of, e.content_type) for e in manifest.entries if e.alias_of}
+    assert aliases == {
+        "LICENSE/index.html": ("LICENSE", "text/plain; charset=utf-8"),
+        ".well-known/apple-app-site-association/index.html": (
+            ".well-known/apple-app-site-association",
+            "application/json",
+        ),
+    }
+    assert [e.path for e in manifest.entries if is_folder_index(e)] == ["docs/index.html"]
+    assert extensionless_files(manifest.entries) == ["LICENSE"]
+    assert manifest.content_id() == scan(site, static=False).content_id()

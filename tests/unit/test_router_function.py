@@ -18,6 +18,8 @@ from hosting_toolkit.config import HostingConfig, SiteConfig
 from hosting_toolkit.contract import (
     CHECK_HEADER,
     COHORT_COOKIE,
+    FOLDER_HEADER,
+    FOLDER_INDEX_METADATA_KEY,
     MAX_URI_LENGTH,
     PREVIEW_COOKIE,
     PREVIEW_COOKIE_ATTRIBUTES,
@@ -127,6 +129,80 @@ def test_static_mode_maps_directories_and_clean_urls_to_index_pages(
     sandbox: FunctionSandbox, path: str, expected: str
 ) -> None:
     assert routed_uri(route(sandbox, path, mode="static")) == f"/{release_prefix(LIVE)}{expected[1:]}"
+
+
+# Files without a dot in their last segment. Static mode: the router maps them to `<path>/index.html`,
+# where the release engine puts an alias of the file (tests/unit/test_release_manifest.py), and tags
+# the request so that a folder's own index page is redirected to the slash. Spa mode: only
+# `.well-known/` paths are files; every other extensionless path is an app route.
+EXTENSIONLESS_CASES = [
+    # (mode, viewer path, routed path, folder tag)
+    ("static", "/LICENSE", "/LICENSE/index.html", "/LICENSE"),
+    ("static", "/CNAME", "/CNAME/index.html", "/CNAME"),
+    (
+        "static",
+        "/.well-known/apple-app-site-association",
+        "/.well-known/apple-app-site-association/index.html",
+        "/.well-known/apple-app-site-association",
+    ),
+    ("static", "/.well-known/security.txt", "/.well-known/security.txt", None),
+    ("static", "/docs", "/docs/index.html", "/docs"),
+    ("static", "/docs/", "/docs/index.html", None),
+    ("static", "/docs/index.html", "/docs/index.html", None),
+    ("static", "/", "/index.html", None),
+    ("spa", "/.well-known/apple-app-site-association", "/.well-known/apple-app-site-association", None),
+    ("spa", "/.well-known/assetlinks.json", "/.well-known/assetlinks.json", None),
+    ("spa", "/.well-known/", "/.well-known/", None),
+    ("spa", "/app/.well-known/x", "/index.html", None),
+    ("spa", "/LICENSE", "/index.html", None),
+    ("spa", "/docs", "/index.html", None),
+]
+
+
+@pytest.mark.parametrize(("mode", "path", "expected", "tag"), EXTENSIONLESS_CASES)
+def test_extensionless_files_and_folders_are_mapped_per_mode(
+    sandbox: FunctionSandbox, mode: str, path: str, expected: str, tag: str | None
+) -> None:
+    invocation = route(sandbox, path, mode=mode)
+    assert routed_uri(invocation) == f"/{release_prefix(LIVE)}{expected[1:]}"
+    assert header(invocation.result, FOLDER_HEADER) == tag
+
+
+def test_a_viewers_own_folder_tag_is_dropped(sandbox: FunctionSandbox) -> None:
+    for mode in ("spa", "static"):
+        event = viewer_request_event("GET", "/docs/", [("Host", "h"), (FOLDER_HEADER, "//evil.example")])
+        result = sandbox.invoke(f"router-{mode}", event, ROUTED).result
+        assert header(result, FOLDER_HEADER) is None
+
+
+FOLDER_INDEX = f"x-amz-meta-{FOLDER_INDEX_METADATA_KEY}"
+REDIRECT_CASES = [
+    # (viewer path, object's metadata, status, location)
+    ("/docs", [(FOLDER_INDEX, "1")], 301, "/docs/"),
+    ("/docs?lang=en&x=%20", [(FOLDER_INDEX, "1")], 301, "/docs/?lang=en&x=%20"),
+    ("/a/b/c", [(FOLDER_INDEX, "1")], 301, "/a/b/c/"),
+    # An alias of about.html or of an extensionless file is served where it is asked for.
+    ("/about", [], 200, None),
+    ("/LICENSE", [], 200, None),
+    # With the slash, the folder's page is served.
+    ("/docs/", [(FOLDER_INDEX, "1")], 200, None),
+]
+
+
+@pytest.mark.parametrize(("path", "metadata", "status", "location"), REDIRECT_CASES)
+def test_a_static_folder_without_its_slash_redirects_to_it_keeping_the_query(
+    sandbox: FunctionSandbox, path: str, metadata: list[tuple[str, str]], status: int, location: str | None
+) -> None:
+    routed = route(sandbox, path, mode="static").result
+    assert routed is not None
+    origin = [("Content-Type", "text/html; charset=utf-8"), (METADATA_HEADER, LIVE), *metadata]
+    result = sandbox.invoke("viewer-response", viewer_response_event(routed, 200, origin)).result
+    assert result is not None
+    response = http_response(result)
+    assert response.status == status
+    assert dict(response.headers).get("location") == location
+    assert FOLDER_INDEX not in dict(response.headers)
+    assert (RELEASE_HEADER, LIVE) in response.headers
 
 
 def test_spa_mode_uses_the_configured_entry_page(sandbox: FunctionSandbox) -> None:
