@@ -12,6 +12,7 @@ from hosting_toolkit.edge.code import (
     ROUTER_RULES_SIZE_BUDGET,
     ROUTER_SIZE_BUDGET,
     VIEWER_RESPONSE_RULES_SIZE_BUDGET,
+    VIEWER_RESPONSE_SIZE_BUDGET,
     render_router,
     render_viewer_response,
 )
@@ -47,7 +48,7 @@ def main() -> None:
             size(render_router(parse_config({"domain": {"names": ["example.com"], "www_redirect": "www-to-apex"}}))),
             ROUTER_RULES_SIZE_BUDGET,
         ),
-        ("viewer-response, no rules", size(render_viewer_response(base)), 3072),
+        ("viewer-response, no rules", size(render_viewer_response(base)), VIEWER_RESPONSE_SIZE_BUDGET),
         (
             "viewer-response, 1 header rule",
             size(
