@@ -648,6 +648,10 @@ class ReleaseEngine:
             return self._published(confirmed)
         return confirmed
 
+    def prepare(self, release_id: str) -> None:
+        """Give a complete release the retained releases' hashed assets it lacks, before it takes viewers."""
+        self._carry(release_id, self.manifest(self.require_complete(release_id).id))
+
     def activate(self, release_id: str) -> RoutingChange:
         """Make a complete release live with one conditional KVS write, then publish its error pages.
 

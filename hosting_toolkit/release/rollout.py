@@ -209,6 +209,8 @@ class Rollouts:
             )
 
         expected = record.owned
+        # Before any viewer can get it, the release holds the assets of every retained release (skew protection).
+        self.engine.prepare(release)
         outcome: list[Outcome] = []
 
         def change(state: RoutingState) -> RoutingState:
@@ -278,6 +280,8 @@ class Rollouts:
             raise InvalidInputError(f"rollout {rollout_id} rolls out {record.release}, not {release}")
         expected = record.owned
         before = record.before
+        if before.live and before.live != release and self.engine.record(before.live) is not None:
+            self.engine.prepare(before.live)
         outcome: list[UndoOutcome] = []
 
         def change(state: RoutingState) -> RoutingState:

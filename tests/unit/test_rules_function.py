@@ -449,7 +449,7 @@ def largest_fitting(make: Any) -> int:
 
 def test_a_rule_set_over_the_router_budget_fails_naming_budget_size_and_rules(tmp_path: Path) -> None:
     fitting = largest_fitting(many_redirects)
-    assert fitting >= 30
+    assert fitting >= 25
     assert len(render_router(parse_config({"rules": many_redirects(fitting)})).encode()) <= ROUTER_RULES_SIZE_BUDGET
     config = parse_config({"rules": many_redirects(fitting + 1)}, tmp_path / "hosting.toml")
     with pytest.raises(ConfigError) as caught:
