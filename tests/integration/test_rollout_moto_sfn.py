@@ -45,6 +45,7 @@ from hosting_toolkit.pipeline.rollout import (
     DESCRIBE_ALARMS,
     NOT_FOUND,
     PROJECT_PLACEHOLDER,
+    PUBLISH,
     SHIFT,
     START_BUILD,
     rollout_definition,
@@ -61,7 +62,6 @@ ERROR_RATE = "docs-5xx-error-rate"
 NAMED = "checkout-errors"
 #: A named alarm with the characters a States.Format template must escape.
 ESCAPED = "team's {checkout} errors"
-SNS_PUBLISH = "arn:aws:states:::sns:publish"
 CANARY = RolloutConfig(strategy="canary", percent=10, interval_minutes=10, bake_minutes=5)
 ALL_AT_ONCE = RolloutConfig(bake_minutes=5)
 #: How moto's interpreter ends an execution at the operator build's task.
@@ -149,7 +149,7 @@ class Account:
     def run_locally(self, definition: dict[str, Any], data: Any) -> Execution:
         handlers = {
             DESCRIBE_ALARMS: lambda p: as_task_result(self.cloudwatch.describe_alarms(**p)),
-            SNS_PUBLISH: lambda p: as_task_result(self.sns.publish(**p)),
+            PUBLISH: lambda p: as_task_result(self.sns.publish(**p)),
             START_BUILD: self._start_build,
         }
         return StateMachine(json.loads(self.deployed(definition))).execute(data, handlers, VirtualClock())
