@@ -412,3 +412,33 @@ def test_the_kvs_protocol_fake_saw_only_conditional_writes(pipeline: Pipeline) -
     assert pipeline.kvs.server.count("UpdateKeys") == 0
     client = boto3.client("s3", endpoint_url=pipeline.bucket.endpoint)
     assert client.head_object(Bucket=pipeline.bucket.name, Key=f"releases/{A}/index.html")["Metadata"] == {"release": A}
+
+
+def test_an_identical_zip_uploaded_again_changes_nothing(pipeline: Pipeline) -> None:
+    # A ZIP source gives no commit: the release id is the content's, so the same bytes give the same id.
+    first = pipeline.push("", "one")
+    assert first.stage == "Done", (first.log, pipeline.build_log)
+    switches = pipeline.history()
+    assert first.release is not None and [s[2] for s in switches] == [first.release]
+
+    again = pipeline.push("", "one")
+
+    assert again.stage == "Done", again.execution and again.execution.cause
+    assert again.release == first.release
+    assert pipeline.routing() == {"live": first.release, "canary": None}
+    assert pipeline.history() == switches
+    assert viewer(pipeline.edge_url, cohort=IN_CANARY) == f"200 {first.release} one"
+
+
+def test_a_manual_abort_mid_rollout_keeps_the_live_release_and_ends_the_rollout(pipeline: Pipeline) -> None:
+    pipeline.push(COMMITS["a"], "one")
+    operator = ReleaseEngine(pipeline.bucket.store(), pipeline.kvs.store, CONFIG, actor="operator")
+    pipeline.meanwhile = {1: operator.abort}
+
+    run = pipeline.push(COMMITS["b"], "two")
+
+    assert run.stage == "Rollout" and run.execution is not None
+    assert run.execution.error == "RolloutStopped"
+    assert pipeline.routing() == {"live": A, "canary": None}
+    assert pipeline.history()[-2:] == [("canary", A, B, True), ("abort", B, A, False)]
+    assert viewer(pipeline.edge_url, cohort=IN_CANARY) == f"200 {A} one"
