@@ -161,7 +161,7 @@ def test_static_mode_serves_every_file_and_redirects_a_folder_to_its_slash(edge:
     assert edge.get("/pricing")[2] == b"<h1>pricing 1</h1>"
 
 
-def test_spa_mode_serves_well_known_files_and_warns_of_other_files_without_extensions(
+def test_spa_mode_serves_files_without_extensions_as_themselves(
     tmp_path: Path, function_sandbox: FunctionSandbox
 ) -> None:
     notes: list[str] = []
@@ -176,7 +176,9 @@ def test_spa_mode_serves_well_known_files_and_warns_of_other_files_without_exten
         running.engine.create(with_files_without_extensions(tmp_path / "v1"))
         status, headers, body = running.get("/.well-known/apple-app-site-association")
         assert (status, headers["content-type"], body) == (200, "application/json", b'{"applinks":{}}')
-        assert running.get("/LICENSE")[2] == b"<h1>home 1</h1>"
+        status, headers, body = running.get("/LICENSE")
+        assert (status, headers["content-type"], body) == (200, "text/plain; charset=utf-8", b"MIT License")
+        assert running.get("/about")[2] == b"<h1>home 1</h1>"
     finally:
         running.close()
-    assert any("1 files without an extension outside /.well-known/ (e.g. LICENSE)" in n for n in notes)
+    assert any("rules: 1 redirects and rewrites, 0 header rules" in n for n in notes)
