@@ -224,7 +224,7 @@ function firstRule(request, list, uri, release) {
     if (ok) {
       const target = fill(r[1], found);
       if (target[0] === '/' ? !safePath(target) : target.indexOf('\\') >= 0 || target.indexOf(' ') >= 0) return badPath();
-      if (r[2] < 300) return [target, r[5], r[2] > 200 ? r[2] : 0];
+      if (r[2] < 300 || r[2] > 399) return [target, r[5], r[2] > 200 ? r[2] : 0];
       const response = ruleRedirect(request, r[2], r[4] ? target + '?' + r[4] : target);
       response.headers[RELEASE_HEADER].value = release;
       return response;

@@ -74,7 +74,7 @@ class RulesProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
 
 
 @dataclass
@@ -289,28 +289,28 @@ class _Compiler:
     def headers(self, text: str) -> None:
         current: dict[str, str | None] | None = None
         start = 0
+        lines = 0
         for number, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
             if raw[0] not in " \t":
-                if current is not None and not current:
+                if start and not lines:
                     self.problem(HEADERS_FILE, start, "this path has no headers under it (indent them)")
-                start = number
+                start, lines, current = number, 0, {}
                 try:
                     pattern, _ = parse_pattern(_normalize(line))
                 except ValueError as exc:
                     self.problem(HEADERS_FILE, number, str(exc))
-                    current = {}
                     continue
-                current = {}
                 self.rules.headers.append([pattern, current])
                 continue
             if current is None:
                 self.problem(HEADERS_FILE, number, "a header line must follow a path line (e.g. '/*')")
                 continue
+            lines += 1
             self.header_line(number, line, current)
-        if current is not None and not current and start:
+        if start and not lines:
             self.problem(HEADERS_FILE, start, "this path has no headers under it (indent them)")
 
     def header_line(self, number: int, line: str, current: dict[str, str | None]) -> None:
@@ -325,6 +325,10 @@ class _Compiler:
                 return
         lowered = name.lower()
         problem = _header_problem(lowered) if _TOKEN_RE.fullmatch(name) else "not a header name (letters, digits, -)"
+        if lowered == "basic-auth":
+            problem = (
+                "Netlify's password protection is not supported; a CloudFront Function would have to hold the password"
+            )
         if problem:
             self.problem(HEADERS_FILE, number, f"{name}: {problem}")
             return
