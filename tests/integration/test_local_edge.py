@@ -121,7 +121,7 @@ def test_the_demo_releases_switches_and_rolls_back(tmp_path: Path) -> None:
     lines: list[str] = []
     ids = run_demo(tmp_path, HostingConfig(), port=0, say=lines.append)
     text = "\n".join(lines)
-    assert len(set(ids)) == 3
+    assert len(set(ids)) == 4
     assert "GET / -> 503" in text
     assert f"x-release: {ids[0]}" in text and f"x-release: {ids[1]}" in text
     assert "-> 400" in text
@@ -130,6 +130,8 @@ def test_the_demo_releases_switches_and_rolls_back(tmp_path: Path) -> None:
     share = float(re.search(r"at 20%: ([0-9.]+)% of 1000 new viewers", text).group(1))  # type: ignore[union-attr]
     assert 15 <= share <= 25
     assert f"aborted: every viewer is back on {ids[1]}" in text
+    assert "GET /launch -> 302 to / (before: 200)" in text
+    assert f"rolled back to {ids[1]}: GET /launch -> 200; the redirect left with its release" in text
 
 
 def with_files_without_extensions(root: Path) -> Path:

@@ -18,13 +18,19 @@ from hosting_toolkit.contract import (
     PREVIEW_TOKEN_HEADER,
     RELEASE_COOKIE,
     RELEASE_HEADER,
+    ROUTING_KEY,
+    RoutingState,
     rules_key,
 )
 from hosting_toolkit.edge.sandbox import FunctionSandbox
 from hosting_toolkit.errors import InvalidInputError
+from hosting_toolkit.release.engine import ReleaseEngine
 from hosting_toolkit.release.preview import preview_token
+from hosting_toolkit.release.rollout import Rollouts
+from hosting_toolkit.release.routing import delete_key
+from hosting_toolkit.target import local_target
 from tests.fakes.sites import write_files
-from tests.integration.conftest import Edge
+from tests.integration.conftest import Edge, FakeKvs
 
 pytestmark = [pytest.mark.integration, pytest.mark.node]
 
@@ -158,3 +164,28 @@ def test_rules_over_one_kvs_value_are_refused_with_the_limit(edge: Edge, tmp_pat
     many = "".join(f"/old-page-number-{n} /new-page-number-{n} 301\n" for n in range(60))
     with pytest.raises(InvalidInputError, match="over the 1,024-byte limit of one KeyValueStore value"):
         edge.engine.create(write_files(tmp_path / "many", {**V1, "_redirects": many}))
+
+
+def test_rollout_steps_and_undo_switch_the_rules_with_the_release(edge: Edge, tmp_path: Path) -> None:
+    edge.engine.create(write_files(tmp_path / "v1", V1))
+    two = edge.engine.create(write_files(tmp_path / "v2", V2), activate=False).id
+    rollouts = Rollouts(edge.engine)
+    rollouts.step("launch", two, 10, 0)
+    assert edge.engine.status().rules == (two,)
+    assert promo(edge, {"Cookie": cohort(0)}) == (302, "/sale.html")
+    assert promo(edge, {"Cookie": cohort(COHORTS - 1)})[0] == 200
+    rollouts.step("launch", two, 100, 1)
+    assert promo(edge, {"Cookie": cohort(COHORTS - 1)}) == (302, "/sale.html")
+    rollouts.undo("launch", two, "alarm")
+    assert promo(edge, {"Cookie": cohort(0)})[0] == 200
+    assert promo(edge, {"Cookie": cohort(COHORTS - 1)})[0] == 200
+
+
+def test_a_rules_key_is_written_and_deleted_through_the_keyvaluestore_api(fake_kvs: FakeKvs, tmp_path: Path) -> None:
+    engine = ReleaseEngine(local_target(tmp_path / "target", HostingConfig()).store, fake_kvs.store, HostingConfig())
+    two = engine.create(write_files(tmp_path / "v2", V2)).id
+    assert json.loads(fake_kvs.server.items(fake_kvs.arn)[rules_key(two)])["r"][0][1] == ["/sale.html"]
+    assert RoutingState.from_json(fake_kvs.server.items(fake_kvs.arn)[ROUTING_KEY]).rules == (two,)
+    assert delete_key(fake_kvs.store, rules_key(two)) is True
+    assert rules_key(two) not in fake_kvs.server.items(fake_kvs.arn)
+    assert delete_key(fake_kvs.store, rules_key(two)) is False
