@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from hosting_toolkit.cli.main import app
 from hosting_toolkit.config import HostingConfig, SiteConfig
 from hosting_toolkit.contract import (
     COHORT_COOKIE,
@@ -189,3 +191,16 @@ def test_a_rules_key_is_written_and_deleted_through_the_keyvaluestore_api(fake_k
     assert delete_key(fake_kvs.store, rules_key(two)) is True
     assert rules_key(two) not in fake_kvs.server.items(fake_kvs.arn)
     assert delete_key(fake_kvs.store, rules_key(two)) is False
+
+
+def test_the_release_command_reports_its_rules_and_refusals_on_one_error(clean_cli_env: None, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    good = CliRunner().invoke(app, ["--local", str(target), "release", str(write_files(tmp_path / "v2", V2)), "--json"])
+    assert good.exit_code == 0, good.stderr
+    assert json.loads(good.stdout)["rules"] == 2
+    assert "rules: 1 redirects and rewrites, 1 header rules" in good.stderr
+    bad = {**V1, "_redirects": "/a /b 302 Role=admin\n/c https://x.example/ 200\n"}
+    refused = CliRunner().invoke(app, ["--local", str(target), "release", str(write_files(tmp_path / "bad", bad))])
+    assert refused.exit_code != 0
+    assert "_redirects:1: 'Role=admin'" in refused.stderr and "_redirects:2:" in refused.stderr
+    assert "Traceback" not in refused.stderr
