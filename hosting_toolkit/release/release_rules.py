@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from hosting_toolkit.contract import KVS_VALUE_LIMIT, WELL_KNOWN_PREFIX
 from hosting_toolkit.edge.rules import (
@@ -50,6 +51,8 @@ REWRITE_STATUS = 200
 PAGE_STATUSES = (403, 404, 410, 451)
 #: Whole rules value: one KeyValueStore value, so a request with rules costs one more read only.
 RULES_VALUE_LIMIT = KVS_VALUE_LIMIT
+#: Characters a request path holds unencoded: a file name is matched in its percent-encoded form.
+_PATH_SAFE = "/-._~!$&'()*+,;=:@"
 _STATUS_RE = re.compile(r"(\d{3})(!?)")
 _QUERY_NAME_RE = re.compile(r"[A-Za-z0-9._~-]+")
 _QUERY_VALUE_RE = re.compile(r"[A-Za-z0-9._~%+-]+")
@@ -122,12 +125,16 @@ def matches(pattern: list[str | int], path: str) -> bool:
 
 
 def served_paths(files: Iterable[str], *, mode: str) -> dict[str, str]:
-    """Normalized request paths that a build file answers (clean URLs included) -> that file."""
+    """Normalized request paths that a build file answers -> that file.
+
+    In ``static`` mode a folder's ``index.html`` and an ``a.html`` answer their clean URLs too; in
+    ``spa`` mode those paths get the entry page, so only the files' own paths (and ``/``) count.
+    """
     served: dict[str, str] = {}
     for name in files:
-        path = "/" + name
+        path = "/" + quote(name, safe=_PATH_SAFE)
         served.setdefault(path, name)
-        if posixpath.basename(name) == "index.html":
+        if posixpath.basename(name) == "index.html" and (mode == "static" or name == "index.html"):
             served.setdefault(_normalize(path[: -len("index.html")]), name)
         elif mode == "static" and name.endswith(".html"):
             served.setdefault(path[: -len(".html")], name)
@@ -349,8 +356,13 @@ class _Compiler:
             if "." not in posixpath.basename(name) and not ("/" + name).startswith(WELL_KNOWN_PREFIX):
                 if name in (REDIRECTS_FILE, HEADERS_FILE):
                     continue
-                pattern, _ = parse_pattern("/" + name)
-                self.rules.redirects.append([pattern, ["/" + name], REWRITE_STATUS, 0, 0, 1])
+                path = "/" + quote(name, safe=_PATH_SAFE)
+                try:
+                    pattern, _ = parse_pattern(path)
+                except ValueError as exc:
+                    self.rules.notes.append(f"{name}: answers the entry page in spa mode ({exc})")
+                    continue
+                self.rules.redirects.append([pattern, [path], REWRITE_STATUS, 0, 0, 1])
                 self.rules.implicit += 1
 
 
@@ -393,7 +405,7 @@ def read_rules(folder: Path, files: Iterable[str], *, mode: str, entry: str) -> 
         if not path.is_file():
             return None
         try:
-            return path.read_text(encoding="utf-8")
+            return path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InvalidInputError(f"{name}: not UTF-8 text ({exc})") from exc
 

@@ -60,9 +60,20 @@ def test_every_problem_is_reported_at_once_with_file_and_line() -> None:
 
 
 def test_a_rule_without_force_leaves_the_files_it_matches_to_them() -> None:
-    notes = compile_rules("/about  /blog  301\n/blog/*  /  302\n", None, FILES, mode="spa", entry="index.html")
+    notes = compile_rules("/about  /blog  301\n/blog/*  /  302\n", None, FILES, mode="static", entry="index.html")
     assert any("_redirects:1: /about is the file about/index.html" in note for note in notes.notes)
-    assert notes.redirects[0] == [["blog", REST], ["/"], 302, 0, 0, 0, ["/blog/post.html"]]
+    assert notes.redirects[0] == [["blog", REST], ["/"], 302, 0, 0, 0, ["/blog/post", "/blog/post.html"]]
+    # In spa mode a folder's path gets the entry page, so the folder's index.html does not shadow it.
+    spa = compile_rules("/about  /blog  301\n", None, FILES, mode="spa", entry="index.html")
+    assert spa.redirects[0] == [["about"], ["/blog"], 301]
+
+
+def test_files_without_an_extension_are_matched_by_their_encoded_path() -> None:
+    rules = compile_rules(None, None, ["index.html", "My Notes", "a/LICENSE"], mode="spa", entry="index.html")
+    assert rules.redirects == [
+        [["My%20Notes"], ["/My%20Notes"], 200, 0, 0, 1],
+        [["a", "LICENSE"], ["/a/LICENSE"], 200, 0, 0, 1],
+    ]
 
 
 def test_the_spa_fallback_rule_is_what_spa_mode_does_already() -> None:
