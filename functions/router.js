@@ -205,7 +205,6 @@ function ruleRedirect(request, status, target) {
   return response;
 }
 
-
 // The first rule of `list` matching `uri`: its redirect response, [path to serve, served as it is
 // (no spa or clean-URL mapping), status to serve it with or 0], or null. A rule is [pattern,
 // target, status, query conditions, target query, exact, paths left to their files]; what it
