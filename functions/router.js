@@ -170,17 +170,9 @@ function previewRedirect(request, ask) {
   return response;
 }
 
-// [rules]
-// Redirect, rewrite and header rules, compiled at synth time (hosting_toolkit/edge/rules.py) into
-// SITE.rules. A pattern holds one entry per path segment: the text it must equal, 0 for any one
-// non-empty segment (`:name`) or 1 for the rest of the path (`*`, last). A target holds literal
-// text and capture numbers. Matching compares whole segments of a path safePath accepted, and
-// what a rule builds is checked by safePath again: viewer text captured by `*` cannot lead out
-// of the release or turn a redirect into one to another host.
-const RULES_HEADER = 'x-hosting-rules';
-// Browsers may keep a permanent redirect; an hour lets a corrected rule take over soon.
-const PERMANENT_REDIRECT_CACHE = 'max-age=3600';
-
+// A rule pattern holds one entry per path segment: the text it must equal, 0 for any one non-empty
+// segment (`:name`) or 1 for the rest of the path (`*`, last). A target holds literal text and
+// capture numbers. Matching compares whole segments of a path safePath accepted.
 // What the pattern's placeholders captured in the request's path segments, or null.
 function capture(segments, pattern) {
   const found = [];
@@ -203,6 +195,8 @@ function fill(target, found) {
   return out;
 }
 
+// Browsers may keep a permanent redirect; an hour lets a corrected rule take over soon.
+const PERMANENT_REDIRECT_CACHE = 'max-age=3600';
 // The viewer's query string is kept, after the target's own query if it has one.
 function ruleRedirect(request, status, target) {
   const query = queryOf(request, []);
@@ -210,6 +204,63 @@ function ruleRedirect(request, status, target) {
   if (status === 301 || status === 308) response.headers['cache-control'].value = PERMANENT_REDIRECT_CACHE;
   return response;
 }
+
+// The first rule of `list` matching `uri`: its redirect response, [path to serve, served as it is
+// (no spa or clean-URL mapping), status to serve it with or 0], or null. A rule is [pattern,
+// target, status, query conditions, target query, exact, paths left to their files]; what it
+// builds passes safePath again, and viewer text in another host's URL only lands in its path.
+// A condition is [name, value or 0]: the query parameter must be there (with that value, or any,
+// captured after the path's).
+function firstRule(request, list, uri, release) {
+  for (let i = 0; i < list.length; i++) {
+    const r = list[i];
+    const found = capture(uri.split('/'), r[0]);
+    let ok = found && !(r[6] && r[6].indexOf(uri) >= 0);
+    ((ok && r[3]) || []).forEach((c) => {
+      const v = fieldValue(request.querystring, c[0]);
+      if (!v || (c[1] ? v !== c[1] : !found.push(v))) ok = false;
+    });
+    if (ok) {
+      const target = fill(r[1], found);
+      if (target[0] === '/' ? !safePath(target) : target.indexOf('\\') >= 0 || target.indexOf(' ') >= 0) return badPath();
+      if (r[2] < 300 || r[2] > 399) return [target, r[5], r[2] > 200 ? r[2] : 0];
+      const response = ruleRedirect(request, r[2], r[4] ? target + '?' + r[4] : target);
+      response.headers[RELEASE_HEADER].value = release;
+      return response;
+    }
+  }
+  return null;
+}
+
+// Netlify matches a path with or without its trailing slash alike.
+function trim(u) {
+  return u.length > 1 && u.slice(-1) === '/' ? u.slice(0, -1) : u;
+}
+
+// A release's own rules (its `_redirects` and `_headers`, compiled by
+// hosting_toolkit/release/release_rules.py) live under `rules:<id>`, read only for a release the
+// routing state marks as having them. Header rules ([pattern, {name: value or null}]) match the
+// path the viewer asked for and go to the viewer-response function by value.
+const RULES_KEY_PREFIX = 'rules:';
+const RELEASE_RULES_HEADER = 'x-hosting-release-rules';
+
+function releaseRules(request, rules, asked, release) {
+  const h = {};
+  let tag = 0;
+  (rules.h || []).forEach((r) => {
+    if (!capture(trim(asked).split('/'), r[0])) return;
+    for (const n in r[1]) h[n] = h[n] && r[1][n] ? h[n] + ', ' + r[1][n] : r[1][n];
+    tag = 1;
+  });
+  const got = firstRule(request, rules.r || [], trim(request.uri), release) || [request.uri, 0, 0];
+  if (got[2] || (tag && !got.statusCode)) request.headers[RELEASE_RULES_HEADER] = { value: JSON.stringify([got[2] || 0, h]) };
+  return got;
+}
+
+// [rules]
+// Site-wide redirect, rewrite and header rules of hosting.toml, compiled at synth time
+// (hosting_toolkit/edge/rules.py) into SITE.rules: redirects then rewrites in `r`, as above.
+const RULES_HEADER = 'x-hosting-rules';
 
 // Answers the www redirect or the first matching redirect rule; else tags the request with the
 // numbers of the header rules matching the path the viewer asked for (the viewer-response function
@@ -221,31 +272,15 @@ function applyRules(request) {
   if (rules.www && fieldValue(request.headers, 'host').toLowerCase() === rules.www[0]) {
     return ruleRedirect(request, 301, 'https://' + rules.www[1] + uri);
   }
-  const segments = uri.split('/');
-  for (let i = 0; i < rules.redirects.length; i++) {
-    const r = rules.redirects[i];
-    const found = capture(segments, r[0]);
-    if (found) {
-      const target = fill(r[1], found);
-      if (target[0] === '/' && !safePath(target)) return badPath();
-      return ruleRedirect(request, r[3], r[2] ? target + '?' + r[2] : target);
-    }
-  }
   const tags = [];
   for (let i = 0; i < rules.headers.length; i++) {
-    if (capture(segments, rules.headers[i])) tags.push(i);
+    if (capture(uri.split('/'), rules.headers[i])) tags.push(i);
   }
   // A viewer's own tag must never select header rules.
   delete request.headers[RULES_HEADER];
   if (tags.length) request.headers[RULES_HEADER] = { value: tags.join('.') };
-  for (let i = 0; i < rules.rewrites.length; i++) {
-    const found = capture(segments, rules.rewrites[i][0]);
-    if (found) {
-      const path = fill(rules.rewrites[i][1], found);
-      return safePath(path) ? path : badPath();
-    }
-  }
-  return uri;
+  const got = firstRule(request, rules.r, uri, 'none') || [uri];
+  return got.statusCode ? got : got[0];
 }
 // [/rules]
 
@@ -254,7 +289,8 @@ const NOT_LIVE_PAGE = '<!doctype html><meta charset="utf-8"><title>Not published
 
 async function handler(event) {
   const request = event.request;
-  if (!safePath(request.uri)) return badPath();
+  const asked = request.uri;
+  if (!safePath(asked)) return badPath();
   // [rules]
   const ruled = applyRules(request);
   if (typeof ruled !== 'string') return ruled;
@@ -265,24 +301,37 @@ async function handler(event) {
   // Rewritten only now, so a preview redirect keeps the address the viewer asked for.
   request.uri = ruled;
   // [/rules]
-  const path = mapPath(request.uri);
-  // A viewer's own tag must never cause a redirect.
-  delete request.headers[FOLDER_HEADER];
-  if (path === request.uri + '/index.html') request.headers[FOLDER_HEADER] = { value: request.uri };
   let release = preview ? preview[0] : null;
+  let state = null;
   if (!release) {
-    let state = null;
     try {
       // The one KVS read of the common path.
       state = await kvs.get(ROUTING_KEY, { format: 'json' });
     } catch (e) {
       // A missing key throws: nothing was ever activated, so answer 503 below.
     }
-    release = chooseRelease(event, state, path.slice(-5) === '.html');
+    release = chooseRelease(event, state, mapPath(request.uri).slice(-5) === '.html');
   }
   if (!release) {
     return reply(503, 'text/html; charset=utf-8', NOT_LIVE_PAGE);
   }
+  // A viewer's own tags must never cause a redirect or choose headers.
+  delete request.headers[FOLDER_HEADER];
+  delete request.headers[RELEASE_RULES_HEADER];
+  let served = [request.uri];
+  // The second read, only for a release with rules (a preview's state is not read: try its key).
+  if (preview || (Array.isArray(state.rules) && state.rules.indexOf(release) >= 0)) {
+    let rules = null;
+    try {
+      rules = await kvs.get(RULES_KEY_PREFIX + release, { format: 'json' });
+    } catch (e) {
+      // A release without rules has no key.
+    }
+    if (rules) served = releaseRules(request, rules, asked, release);
+    if (served.statusCode) return served;
+  }
+  const path = served[1] ? served[0] : mapPath(served[0]);
+  if (path === served[0] + '/index.html') request.headers[FOLDER_HEADER] = { value: served[0] };
   request.uri = '/' + RELEASES_PREFIX + release + path;
   // Tells the viewer-response function the release, whichever URI CloudFront passes it.
   request.headers[RELEASE_HEADER] = { value: release };

@@ -73,6 +73,30 @@ function cohortCookie(event) {
   return { value: p[0] + '.' + p[1], attributes: COHORT_COOKIE_ATTRIBUTES + Math.min(SITE.cohortIdle, left) };
 }
 
+// The router passes the release's matched `_headers` rules and a rule's page status as JSON
+// `[status or 0, {name: value or null}]` (null: remove the header); no KVS read here.
+const RELEASE_RULES_HEADER = 'x-hosting-release-rules';
+
+function applyReleaseRules(event) {
+  const tag = event.request.headers[RELEASE_RULES_HEADER];
+  if (!tag) return;
+  let rules = null;
+  try {
+    rules = JSON.parse(tag.value);
+  } catch (e) {
+    return;
+  }
+  const response = event.response;
+  if (rules[0] && response.statusCode === 200) {
+    response.statusCode = rules[0];
+    delete response.statusDescription;
+  }
+  for (const name in rules[1]) {
+    if (rules[1][name] === null) delete response.headers[name];
+    else response.headers[name] = { value: rules[1][name] };
+  }
+}
+
 // [rules]
 // Header rules are matched by the router, on the path the viewer asked for (this function only
 // sees the rewritten /releases/<id>/... URI): it tags the request with the numbers of the matching
@@ -109,6 +133,8 @@ function handler(event) {
     response.statusDescription = 'Moved Permanently';
     response.headers.location = { value: folderLocation(event) };
   }
+  // Site-wide header rules come after the release's, so hosting.toml wins.
+  applyReleaseRules(event);
   // [rules]
   addRuleHeaders(event);
   // [/rules]

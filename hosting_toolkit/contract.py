@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 ROUTING_KEY = "routing"
 #: KVS key holding the preview secret; read only by requests that ask for a preview.
 PREVIEW_TOKEN_KEY = "preview-token"
+#: KVS key prefix of a release's compiled ``_redirects``/``_headers`` rules: ``rules:<id>``; the router
+#: reads it only for a chosen release the routing state marks in ``rules``.
+RULES_KEY_PREFIX = "rules:"
+#: Request header the router passes a release's matched header rules in, to the viewer-response function:
+#: compact JSON ``[status or 0, {name: value or null}]`` (``null``: remove the header).
+RELEASE_RULES_HEADER = "x-hosting-release-rules"
 #: Bucket prefix of release files: ``releases/<id>/<path>``.
 RELEASES_PREFIX = "releases/"
 #: Bucket prefix of release records and history; never routable.
@@ -81,6 +87,11 @@ def release_prefix(release_id: str) -> str:
     return f"{RELEASES_PREFIX}{release_id}/"
 
 
+def rules_key(release_id: str) -> str:
+    """KVS key of one release's compiled rules."""
+    return f"{RULES_KEY_PREFIX}{release_id}"
+
+
 def error_responses(not_found_status: int) -> dict[int, tuple[str, int]]:
     """The distribution's custom error responses: origin status -> (page key, status sent to the viewer)."""
     responses = {status: (NOT_FOUND_PAGE_KEY, not_found_status) for status in NOT_FOUND_STATUSES}
@@ -94,13 +105,21 @@ class RoutingState:
 
     ``live`` serves everyone by default; ``canary`` serves ``weight`` percent of viewers by a
     stable cohort; ``pins`` are releases a viewer's ``__release`` cookie may keep serving
-    (stickiness and skew protection).
+    (stickiness and skew protection); ``rules`` marks which of them have compiled rules under
+    ``rules:<id>`` (kept right by ``release.routing.update_routing``), so the router reads that key
+    only for them.
     """
 
     live: str | None = None
     canary: str | None = None
     weight: int = 0
     pins: tuple[str, ...] = field(default_factory=tuple)
+    rules: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def serving(self) -> tuple[str, ...]:
+        """The releases viewers can get: live, canary and pins, without repeats."""
+        return tuple(dict.fromkeys(r for r in (self.live, self.canary, *self.pins) if r))
 
     def to_json(self) -> str:
         """Compact JSON as stored in the KVS; raises ``ValueError`` over the 1 KB value limit."""
@@ -112,6 +131,8 @@ class RoutingState:
             data["weight"] = self.weight
         if self.pins:
             data["pins"] = list(self.pins)
+        if self.rules:
+            data["rules"] = list(self.rules)
         text = json.dumps(data, separators=(",", ":"))
         if len(text.encode()) > KVS_VALUE_LIMIT:
             raise ValueError(f"routing state is {len(text.encode())} bytes, over the KVS limit of {KVS_VALUE_LIMIT}")
@@ -131,6 +152,7 @@ class RoutingState:
             canary=data.get("canary") or None,
             weight=int(data.get("weight") or 0),
             pins=tuple(str(p) for p in pins),
+            rules=tuple(str(r) for r in data.get("rules") or []),
         )
 
 

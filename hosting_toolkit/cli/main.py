@@ -164,6 +164,7 @@ def release(
                 "resumed_files": data["resumed_files"],
                 "already_existed": data["already_existed"],
                 "activated": data["activated"],
+                "rules": data["rules"],
                 "site_url": session.target.site_url,
             }
         )

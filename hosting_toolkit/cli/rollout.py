@@ -11,7 +11,7 @@ import typer
 
 from hosting_toolkit.cli.output import emit_json, emit_line, err
 from hosting_toolkit.cli.session import Session, session_of
-from hosting_toolkit.contract import PREVIEW_COOKIE_MAX_AGE
+from hosting_toolkit.contract import PREVIEW_COOKIE_MAX_AGE, RoutingState
 from hosting_toolkit.errors import InvalidInputError, VerificationError
 from hosting_toolkit.release.preview import preview as make_preview
 from hosting_toolkit.release.preview import preview_token
@@ -129,8 +129,13 @@ def verify(ctx: typer.Context, release_id: ReleaseId, base_url: BaseUrl = None, 
         emit_line(release_id)
 
 
+def _state_json(state: RoutingState) -> dict[str, Any]:
+    # The rules marks are the router's bookkeeping, not part of what a switch reports.
+    return {k: v for k, v in asdict(state).items() if k != "rules"}
+
+
 def _change_json(change: RoutingChange) -> dict[str, Any]:
-    return {"before": asdict(change.before), "after": asdict(change.after), "attempts": change.attempts}
+    return {"before": _state_json(change.before), "after": _state_json(change.after), "attempts": change.attempts}
 
 
 def canary(

@@ -344,21 +344,22 @@ def header_rules(problems: list[str], value: Any) -> Any:
 def router_rules(rules: RulesConfig, www: tuple[str, str] | None) -> dict[str, Any]:
     """The router's ``SITE.rules``: the www redirect's (from, to) hosts and the compiled rules, in file order.
 
-    A redirect is ``[pattern, target path, target query, status]``, a rewrite ``[pattern, target
-    path]``, a header rule its pattern (its number tags the request for the viewer-response function).
+    ``r`` holds the redirects, then the rewrites, in the form of a release's own rules
+    (``hosting_toolkit.release.release_rules``): a redirect ``[pattern, target path, status, 0,
+    target query]`` (trailing zeros left out), a rewrite ``[pattern, target path, 200]``; ``headers``
+    holds each header rule's pattern (its number tags the request for the viewer-response function).
     """
-    redirects = []
+    compiled: list[list[Any]] = []
     for redirect in rules.redirects:
         pattern, names = parse_pattern(redirect.source)
-        redirects.append([pattern, *parse_target(redirect.target, names, absolute=True), redirect.status])
-    rewrites = []
+        path, query = parse_target(redirect.target, names, absolute=True)
+        compiled.append([pattern, path, redirect.status, 0, query] if query else [pattern, path, redirect.status])
     for rewrite in rules.rewrites:
         pattern, names = parse_pattern(rewrite.source)
-        rewrites.append([pattern, parse_target(rewrite.target, names, absolute=False)[0]])
+        compiled.append([pattern, parse_target(rewrite.target, names, absolute=False)[0], 200])
     return {
         "www": list(www) if www else None,
-        "redirects": redirects,
-        "rewrites": rewrites,
+        "r": compiled,
         "headers": [parse_pattern(rule.path)[0] for rule in rules.headers],
     }
 

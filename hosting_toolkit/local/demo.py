@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +41,14 @@ _VERSIONS = {
         "js_hash": "c0ffee42",
         "css_hash": "7d3e2a10",
     },
+    "4": {
+        "text": "The fourth release: brings a _redirects file; a rollback takes its redirect away again.",
+        "js_hash": "9b2d7c41",
+        "css_hash": "7d3e2a10",
+    },
 }
+#: The rule the fourth release ships in its build, in Netlify's format.
+DEMO_REDIRECTS = "/launch  /  302\n"
 #: Viewers the demo's canary step simulates, each without cookies (a new cohort each).
 CANARY_VIEWERS = 1000
 CANARY_PERCENT = 20
@@ -57,6 +66,8 @@ def write_example_site(folder: Path, version: str) -> Path:
     )
     (folder / "assets" / f"site-{values['css_hash']}.css").write_text("body{font-family:system-ui;margin:3rem}\n")
     (folder / "robots.txt").write_text("User-agent: *\nAllow: /\n")
+    if version == "4":
+        (folder / "_redirects").write_text(DEMO_REDIRECTS)
     return folder
 
 
@@ -77,6 +88,19 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> Seen:
         return Seen(exc.code, exc.headers.get("x-release"), exc.read().decode(errors="replace"))
 
 
+def status_of(url: str) -> tuple[int, str | None]:
+    """The status and ``Location`` of one request, without following a redirect."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=10)
+    try:
+        connection.request("GET", parts.path or "/")
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("location")
+    finally:
+        connection.close()
+
+
 def run_demo(
     root: Path,
     config: HostingConfig,
@@ -95,7 +119,7 @@ def run_demo(
         shutil.rmtree(target_dir)
     target: Target = local_target(target_dir, config)
     engine = ReleaseEngine(target.store, target.kvs, config, actor="demo", progress=progress)
-    builds = [write_example_site(root / f"build-v{v}", v) for v in ("1", "2", "3")]
+    builds = [write_example_site(root / f"build-v{v}", v) for v in ("1", "2", "3", "4")]
 
     with FunctionSandbox() as sandbox:
         edge = LocalEdge(store=target.store, kvs=target.kvs, config=config, sandbox=sandbox)  # type: ignore[arg-type]
@@ -141,6 +165,18 @@ def run_demo(
             )
             engine.abort()
             say(f"   aborted: every viewer is back on {fetch(url).release}; nothing was deleted")
+            before = status_of(url + "launch")
+            fourth = engine.create(builds[3], message="fourth release, with a _redirects file")
+            status, location = status_of(url + "launch")
+            say(
+                f"10. released {fourth.id} with a _redirects file ({DEMO_REDIRECTS.strip()!r}): "
+                f"GET /launch -> {status} to {location} (before: {before[0]})"
+            )
+            change = engine.rollback()
+            say(
+                f"   rolled back to {change.after.live}: GET /launch -> {status_of(url + 'launch')[0]}; "
+                "the redirect left with its release"
+            )
             if wait is not None:
                 wait(url)
-    return [first.id, second.id, third.id]
+    return [first.id, second.id, third.id, fourth.id]

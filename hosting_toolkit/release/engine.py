@@ -27,6 +27,7 @@ from hosting_toolkit.contract import (
     RoutingState,
     is_release_id,
     release_prefix,
+    rules_key,
 )
 from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError, ReleaseConflictError, ToolkitError
 from hosting_toolkit.release.archive import extract_archive
@@ -41,7 +42,6 @@ from hosting_toolkit.release.kvs import KeyValueStore
 from hosting_toolkit.release.manifest import (
     FileEntry,
     Manifest,
-    extensionless_files,
     is_folder_index,
     manifest_json,
     scan_directory,
@@ -59,7 +59,8 @@ from hosting_toolkit.release.records import (
     pending_key,
     record_key,
 )
-from hosting_toolkit.release.routing import RoutingChange, read_routing, update_routing
+from hosting_toolkit.release.release_rules import CompiledRules, read_rules
+from hosting_toolkit.release.routing import RoutingChange, delete_key, read_routing, update_key, update_routing
 from hosting_toolkit.release.storage import ObjectStore
 
 T = TypeVar("T")
@@ -104,6 +105,8 @@ class ReleaseResult:
     base_release: str | None = None
     carried_files: int = 0
     carried_bytes: int = 0
+    #: Redirect, rewrite and header rules of its ``_redirects``/``_headers`` (and implicit ones).
+    rules: int = 0
 
 
 @dataclass(frozen=True)
@@ -285,19 +288,13 @@ class ReleaseEngine:
             )
         finally:
             self.progress.end()
-        if self.config.site.mode == "spa":
-            hidden = extensionless_files(manifest.entries)
-            if hidden:
-                self.progress.note(
-                    f"warning: {len(hidden)} files without an extension outside /.well-known/ (e.g. {hidden[0]}) "
-                    "answer the entry page in spa mode; give them an extension or move them under .well-known/"
-                )
         return manifest
 
     def _create_from_folder(
         self, folder: Path, release_id: str | None, message: str, revision: str, activate: bool, source: str
     ) -> ReleaseResult:
         manifest = self._scan(folder)
+        rules = self._compile_rules(folder, manifest)
         rid = release_id or manifest.content_id()
         content_hash = manifest.content_hash
         existing = self.record(rid)
@@ -307,10 +304,12 @@ class ReleaseEngine:
                     f"release {rid} already exists with other content; releases are immutable, use another --id"
                 )
             self.progress.note(f"release {rid} already exists with the same content; nothing uploaded")
+            self._ensure_rules(rid, existing.rules)
             if activate:
                 self._carry(rid, manifest.entries)
             activated = self._activate_if(activate, rid)
-            return ReleaseResult(rid, manifest.files, manifest.bytes, 0, 0, 0, 0, True, activated)
+            count = len(rules.redirects) + len(rules.headers)
+            return ReleaseResult(rid, manifest.files, manifest.bytes, 0, 0, 0, 0, True, activated, rules=count)
 
         marker = PendingMarker(rid, content_hash, now())
         claimed = self.store.put_bytes(pending_key(rid), marker.to_json(), content_type=JSON_TYPE, if_absent=True)
@@ -329,6 +328,8 @@ class ReleaseEngine:
         self._verify(rid, manifest, carried)
         result = replace(result, carried_files=len(carried), carried_bytes=sum(e.size for _, e in carried))
         self.store.put_bytes(manifest_key(rid), manifest_json(manifest).encode(), content_type=JSON_TYPE)
+        # Before the record: a complete release always has its rules where the router reads them.
+        self._ensure_rules(rid, rules.to_json())
         record = ReleaseRecord(
             id=rid,
             content_hash=content_hash,
@@ -339,11 +340,31 @@ class ReleaseEngine:
             revision=revision,
             message=message,
             actor=self.actor,
+            rules=rules.to_json(),
         )
         self.store.put_bytes(record_key(rid), record.to_json(), content_type=JSON_TYPE)
         self.store.delete([pending_key(rid)])
         activated = self._activate_if(activate, rid)
-        return replace(result, activated=activated)
+        return replace(result, activated=activated, rules=len(rules.redirects) + len(rules.headers))
+
+    def _compile_rules(self, folder: Path, manifest: Manifest) -> CompiledRules:
+        """The build's ``_redirects``/``_headers`` rules, checked before anything is uploaded."""
+        site = self.config.site
+        rules = read_rules(folder, [e.path for e in manifest.entries], mode=site.mode, entry=site.entry)
+        for note in rules.notes:
+            self.progress.note(note)
+        if not rules.empty:
+            size = len(rules.to_json().encode())
+            self.progress.note(
+                f"rules: {len(rules.redirects)} redirects and rewrites, {len(rules.headers)} header rules "
+                f"({size:,} of 1,024 bytes)"
+            )
+        return rules
+
+    def _ensure_rules(self, rid: str, value: str) -> None:
+        """Write a release's compiled rules to its KVS key (absent without rules) unless it holds them already."""
+        if value:
+            update_key(self.kvs, rules_key(rid), lambda current: value)
 
     def _activate_if(self, activate: bool, rid: str) -> bool:
         if activate:
@@ -570,6 +591,7 @@ class ReleaseEngine:
                     f"release {release_id} is incomplete and cannot be activated; run its release command again"
                 )
             raise NotFoundError(f"no release {release_id}; 'releases' lists them")
+        self._ensure_rules(release_id, record.rules)
         return record
 
     def _pins_after(self, state: RoutingState, new_live: str) -> tuple[str, ...]:
@@ -812,12 +834,14 @@ class ReleaseEngine:
                     continue
                 deleted += self.store.delete([k for k, _ in self.store.list(release_prefix(rid))])
                 self.store.delete([manifest_key(rid)])
+                delete_key(self.kvs, rules_key(rid))
                 removed.append(rid)
                 self.progress.advance()
             cutoff = (datetime.now(UTC) - stale_after).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             for marker in self.pending():
                 if marker.started < cutoff and self.record(marker.id) is None:
                     deleted += self.store.delete([k for k, _ in self.store.list(release_prefix(marker.id))])
+                    delete_key(self.kvs, rules_key(marker.id))
                     self.store.delete([pending_key(marker.id)])
                     removed.append(marker.id)
         finally:

@@ -47,9 +47,14 @@ class ReleaseRecord:
     revision: str = ""
     message: str = ""
     actor: str = ""
+    #: The compiled ``_redirects``/``_headers`` rules (``release_rules``), ``""`` without any.
+    rules: str = ""
 
     def to_json(self) -> builtins.bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        data = asdict(self)
+        if not self.rules:
+            del data["rules"]
+        return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, data: builtins.bytes) -> ReleaseRecord:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from hosting_toolkit.contract import ROUTING_KEY, RoutingState
+from hosting_toolkit.contract import ROUTING_KEY, RoutingState, rules_key
 from hosting_toolkit.errors import BackendError, ReleaseConflictError
 from hosting_toolkit.release.kvs import KeyValueStore, KvsConflict
 
@@ -77,6 +77,58 @@ def update_key(
     raise ReleaseConflictError(f"{what} kept changing; gave up after {attempts} attempts")
 
 
+def delete_key(
+    kvs: KeyValueStore, key: str, *, attempts: int = MAX_ATTEMPTS, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """Remove ``key`` in one conditional delete, re-reading after each conflict; ``False`` when it was absent."""
+    for attempt in range(1, attempts + 1):
+        before, etag = kvs.read(key)
+        if before is None:
+            return False
+        try:
+            kvs.delete(key, if_match=etag)
+        except KvsConflict:
+            sleep(min(0.5, 0.01 * 2**attempt) * random.random())
+            continue
+        return True
+    raise ReleaseConflictError(f"the key {key!r} kept changing; gave up deleting it after {attempts} attempts")
+
+
+def marked(
+    kvs: KeyValueStore, before: RoutingState, after: RoutingState, looked_up: dict[str, bool] | None = None
+) -> RoutingState:
+    """``after`` with ``rules`` naming exactly its serving releases that have a rules key.
+
+    A release's rules key is written before it can take traffic and removed only once it serves no
+    one, so a release marked (or left unmarked) in ``before`` keeps its mark; only releases new to
+    the state cost a read (once per ``looked_up``). The oldest pins go while the marked state is over
+    one KVS value.
+    """
+    known = set(before.serving)
+    looked_up = {} if looked_up is None else looked_up
+
+    def has_rules(release: str) -> bool:
+        if release in known:
+            return release in before.rules
+        if release not in looked_up:
+            looked_up[release] = kvs.read(rules_key(release))[0] is not None
+        return looked_up[release]
+
+    rules = tuple(r for r in after.serving if has_rules(r))
+    state = replace(after, rules=rules)
+    while True:
+        try:
+            state.to_json()
+            return state
+        except ValueError:
+            if not state.pins:
+                raise
+            pins = state.pins[:-1]
+            state = replace(
+                state, pins=pins, rules=tuple(r for r in state.rules if r in (state.live, state.canary, *pins))
+            )
+
+
 def update_routing(
     kvs: KeyValueStore,
     change: Callable[[RoutingState], RoutingState],
@@ -84,12 +136,16 @@ def update_routing(
     attempts: int = MAX_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RoutingChange:
-    """Apply ``change`` to the current routing state in one conditional write (see ``update_key``)."""
+    """Apply ``change`` to the current routing state in one conditional write (see ``update_key``).
+
+    Every routing change goes through here, so the rules marks always follow the releases (``marked``).
+    """
     seen: list[tuple[RoutingState, RoutingState]] = []
+    looked_up: dict[str, bool] = {}
 
     def change_text(value: str | None) -> str | None:
         before = _parse(kvs, value)
-        after = change(before)
+        after = marked(kvs, before, change(before), looked_up)
         seen.append((before, after))
         return value if after == before else after.to_json()
 

@@ -121,7 +121,7 @@ def test_the_demo_releases_switches_and_rolls_back(tmp_path: Path) -> None:
     lines: list[str] = []
     ids = run_demo(tmp_path, HostingConfig(), port=0, say=lines.append)
     text = "\n".join(lines)
-    assert len(set(ids)) == 3
+    assert len(set(ids)) == 4
     assert "GET / -> 503" in text
     assert f"x-release: {ids[0]}" in text and f"x-release: {ids[1]}" in text
     assert "-> 400" in text
@@ -130,6 +130,8 @@ def test_the_demo_releases_switches_and_rolls_back(tmp_path: Path) -> None:
     share = float(re.search(r"at 20%: ([0-9.]+)% of 1000 new viewers", text).group(1))  # type: ignore[union-attr]
     assert 15 <= share <= 25
     assert f"aborted: every viewer is back on {ids[1]}" in text
+    assert "GET /launch -> 302 to / (before: 200)" in text
+    assert f"rolled back to {ids[1]}: GET /launch -> 200; the redirect left with its release" in text
 
 
 def with_files_without_extensions(root: Path) -> Path:
@@ -161,7 +163,7 @@ def test_static_mode_serves_every_file_and_redirects_a_folder_to_its_slash(edge:
     assert edge.get("/pricing")[2] == b"<h1>pricing 1</h1>"
 
 
-def test_spa_mode_serves_well_known_files_and_warns_of_other_files_without_extensions(
+def test_spa_mode_serves_files_without_extensions_as_themselves(
     tmp_path: Path, function_sandbox: FunctionSandbox
 ) -> None:
     notes: list[str] = []
@@ -176,7 +178,9 @@ def test_spa_mode_serves_well_known_files_and_warns_of_other_files_without_exten
         running.engine.create(with_files_without_extensions(tmp_path / "v1"))
         status, headers, body = running.get("/.well-known/apple-app-site-association")
         assert (status, headers["content-type"], body) == (200, "application/json", b'{"applinks":{}}')
-        assert running.get("/LICENSE")[2] == b"<h1>home 1</h1>"
+        status, headers, body = running.get("/LICENSE")
+        assert (status, headers["content-type"], body) == (200, "text/plain; charset=utf-8", b"MIT License")
+        assert running.get("/about")[2] == b"<h1>home 1</h1>"
     finally:
         running.close()
-    assert any("1 files without an extension outside /.well-known/ (e.g. LICENSE)" in n for n in notes)
+    assert any("rules: 1 redirects and rewrites, 0 header rules" in n for n in notes)

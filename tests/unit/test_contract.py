@@ -33,6 +33,8 @@ ROUTER_NAMES = {
     "COHORTS": contract.COHORTS,
     "FOLDER_HEADER": contract.FOLDER_HEADER,
     "WELL_KNOWN": contract.WELL_KNOWN_PREFIX,
+    "RULES_KEY_PREFIX": contract.RULES_KEY_PREFIX,
+    "RELEASE_RULES_HEADER": contract.RELEASE_RULES_HEADER,
 }
 VIEWER_RESPONSE_NAMES = {
     "RELEASE_HEADER": contract.RELEASE_HEADER,
@@ -43,6 +45,7 @@ VIEWER_RESPONSE_NAMES = {
     "COHORTS": contract.COHORTS,
     "FOLDER_HEADER": contract.FOLDER_HEADER,
     "FOLDER_INDEX_METADATA_HEADER": f"x-amz-meta-{contract.FOLDER_INDEX_METADATA_KEY}",
+    "RELEASE_RULES_HEADER": contract.RELEASE_RULES_HEADER,
 }
 
 
@@ -79,7 +82,8 @@ def test_contract_values_appear_only_in_their_declaration(source: Path, expected
 
 def test_router_reads_the_routing_key_in_json_format_and_the_preview_token_as_text() -> None:
     text = ROUTER_FILE.read_text(encoding="utf-8")
-    assert text.count("kvs.get(") == 2
+    assert text.count("kvs.get(") == 3
+    assert "kvs.get(RULES_KEY_PREFIX + release, { format: 'json' })" in text
     assert "kvs.get(ROUTING_KEY, { format: 'json' })" in text
     assert "kvs.get(PREVIEW_TOKEN_KEY)" in text
 

@@ -87,12 +87,17 @@ def test_every_case_in_functions_tests_passes_in_the_sandbox(function_sandbox: F
 def test_the_cases_cover_the_routers_promises() -> None:
     cases = load_cases(CASES_DIR)
     statuses = {case.expect["response"]["statusCode"] for case in cases if "response" in case.expect}
-    assert statuses == {400, 503}
+    assert statuses == {302, 400, 503}
     modes = {case.site.get("mode", "spa") for case in cases}
     assert modes == {"spa", "static"}
-    assert {"spa-deep-link", "static-clean-url", "static-directory", "pinned-asset", "nothing-live"} <= {
-        case.name for case in cases
-    }
+    assert {
+        "spa-deep-link",
+        "static-clean-url",
+        "static-directory",
+        "pinned-asset",
+        "nothing-live",
+        "release-rules-redirect",
+    } <= {case.name for case in cases}
 
 
 def test_function_test_runs_every_case_and_prints_each_result(config_file: Path) -> None:

@@ -407,7 +407,7 @@ def test_the_common_path_still_reads_the_kvs_exactly_once(sandbox: FunctionSandb
 
 
 def test_rule_code_without_a_matching_rule_answers_as_the_router_without_rules(sandbox: FunctionSandbox) -> None:
-    empty = {"www": None, "redirects": [], "rewrites": [], "headers": []}
+    empty = {"www": None, "r": [], "headers": []}
     settings = {**code.site_settings(HostingConfig()), "rules": empty}
     sandbox.load("empty-rules", render(ROUTER_FILE, settings, blocks=(code.RULES_BLOCK,)))
     rng = random.Random(7)
@@ -449,7 +449,8 @@ def largest_fitting(make: Any) -> int:
 
 def test_a_rule_set_over_the_router_budget_fails_naming_budget_size_and_rules(tmp_path: Path) -> None:
     fitting = largest_fitting(many_redirects)
-    assert fitting >= 25
+    # The router also holds the code of the releases' own rules, which have no such limit.
+    assert fitting >= 15
     assert len(render_router(parse_config({"rules": many_redirects(fitting)})).encode()) <= ROUTER_RULES_SIZE_BUDGET
     config = parse_config({"rules": many_redirects(fitting + 1)}, tmp_path / "hosting.toml")
     with pytest.raises(ConfigError) as caught:
