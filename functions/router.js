@@ -15,6 +15,14 @@ const PREVIEW_PARAM = '__preview';
 const TOKEN_PARAM = '__token';
 const PREVIEW_RELEASE_HEADER = 'x-preview-release';
 const PREVIEW_TOKEN_HEADER = 'x-preview-token';
+// Set on every preview request: the viewer-response function answers it with `noindex`.
+const PREVIEW_MARK_HEADER = 'x-hosting-preview';
+// [previews]
+// A named preview's KVS key is the prefix and its name; the mark tells a name from a release id
+// in the preview parameter and cookie (`~pr-42`).
+const PREVIEW_KEY_PREFIX = 'preview:';
+const PREVIEW_NAME_MARK = '~';
+// [/previews]
 const RELEASES_PREFIX = 'releases/';
 const RELEASE_HEADER = 'x-release';
 // Tags a static folder asked for without its slash; the viewer-response function redirects it.
@@ -98,6 +106,48 @@ function sameToken(a, b) {
   return d === 0;
 }
 
+// Whether `token` is the preview token; reads the token key.
+async function tokenOk(token) {
+  let secret = '';
+  try {
+    secret = await kvs.get(PREVIEW_TOKEN_KEY);
+  } catch (e) {
+    // No token was ever created: nothing can be previewed.
+  }
+  return sameToken(token, secret);
+}
+
+// [previews]
+// The preview name of a preview host (`<name>.<SITE.previews.domain>`, one DNS label), or ''.
+function hostPreview(request) {
+  const tail = '.' + SITE.previews.domain;
+  const host = fieldValue(request.headers, 'host').toLowerCase();
+  const name = host.slice(0, host.length - tail.length);
+  return tail.length > 1 && host.slice(-tail.length) === tail && name.indexOf('.') < 0 && validId(name) ? name : '';
+}
+
+// A named preview: [mark + name, token, by query, its state] once the token (unless it is public
+// on its own host) and its key are read. A preview host that fails gets its own answer, never
+// the production site; on the site's own host a failed ask serves production.
+async function namedPreview(ask, named) {
+  const name = ask[0].slice(1);
+  const fail = (status, text) => (named ? reply(status, 'text/plain; charset=utf-8', text) : null);
+  if (!validId(name)) return fail(404, 'No such preview.\n');
+  if (!(named && SITE.previews.public) && !(ask[1] && (await tokenOk(ask[1])))) {
+    return fail(401, 'Private preview: open its preview link.\n');
+  }
+  let state = null;
+  try {
+    state = await kvs.get(PREVIEW_KEY_PREFIX + name, { format: 'json' });
+  } catch (e) {
+    // A missing key throws: the preview was removed, or never opened.
+  }
+  if (!state || !validId(state.live)) return fail(404, 'No such preview.\n');
+  ask[3] = state;
+  return ask;
+}
+// [/previews]
+
 // A preview is asked for by query (then answered with a redirect that sets the cookie), by the
 // headers (tools) or by the cookie ("<id>.<token>"): [id, token, by query]. Only these
 // requests read the token key.
@@ -109,14 +159,14 @@ async function previewOf(request) {
   const ask = fieldValue(q, TOKEN_PARAM) ? [fieldValue(q, PREVIEW_PARAM), fieldValue(q, TOKEN_PARAM), true]
     : fieldValue(h, PREVIEW_TOKEN_HEADER) ? [fieldValue(h, PREVIEW_RELEASE_HEADER), fieldValue(h, PREVIEW_TOKEN_HEADER)]
     : [c.slice(0, k), c.slice(k + 1)];
+  // [previews]
+  // On a preview host the host names the preview; a viewer cannot ask for another one there.
+  const named = hostPreview(request);
+  if (named) ask[0] = PREVIEW_NAME_MARK + named;
+  if (ask[0][0] === PREVIEW_NAME_MARK) return namedPreview(ask, named);
+  // [/previews]
   if (!ask[1] || !validId(ask[0])) return null;
-  let secret = '';
-  try {
-    secret = await kvs.get(PREVIEW_TOKEN_KEY);
-  } catch (e) {
-    // No token was ever created: nothing can be previewed.
-  }
-  return sameToken(ask[1], secret) ? ask : null;
+  return (await tokenOk(ask[1])) ? ask : null;
 }
 
 // Order of precedence (DESIGN 3.4): preview token, pinned cookie, canary cohort, live.
@@ -260,6 +310,9 @@ async function handler(event) {
   if (typeof ruled !== 'string') return ruled;
   // [/rules]
   const preview = await previewOf(request);
+  // [previews]
+  if (preview && preview.statusCode) return preview;
+  // [/previews]
   if (preview && preview[2]) return previewRedirect(request, preview);
   // [rules]
   // Rewritten only now, so a preview redirect keeps the address the viewer asked for.
@@ -270,6 +323,11 @@ async function handler(event) {
   delete request.headers[FOLDER_HEADER];
   if (path === request.uri + '/index.html') request.headers[FOLDER_HEADER] = { value: request.uri };
   let release = preview ? preview[0] : null;
+  // [previews]
+  // A named preview is routed by its own state as production is by `routing`: its pages get its
+  // release, and the assets they ask for follow their pin (skew protection).
+  if (preview && preview[3]) release = chooseRelease(event, preview[3], path.slice(-5) === '.html');
+  // [/previews]
   if (!release) {
     let state = null;
     try {
@@ -286,5 +344,6 @@ async function handler(event) {
   request.uri = '/' + RELEASES_PREFIX + release + path;
   // Tells the viewer-response function the release, whichever URI CloudFront passes it.
   request.headers[RELEASE_HEADER] = { value: release };
+  if (preview) request.headers[PREVIEW_MARK_HEADER] = { value: '1' };
   return request;
 }

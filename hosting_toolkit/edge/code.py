@@ -33,9 +33,13 @@ ROUTER_RULES_SIZE_BUDGET = 9216
 VIEWER_RESPONSE_SIZE_BUDGET = 4096
 #: The viewer-response function's budget with ``[[rules.headers]]`` (their values are in its code).
 VIEWER_RESPONSE_RULES_SIZE_BUDGET = 9216
+#: What the ``[previews]`` code (preview hosts, named previews) may add to the router's budget.
+ROUTER_PREVIEWS_ALLOWANCE = 1536
 CLOUDFRONT_FUNCTION_LIMIT = 10 * 1024
 #: The block of each function file holding the code that applies ``[rules]``.
 RULES_BLOCK = "rules"
+#: The router's block holding the code of named previews, deployed only with ``[previews]``.
+PREVIEWS_BLOCK = "previews"
 _BLOCK_MARK = re.compile(r"^// \[(/?)([a-z-]+)\]$")
 
 
@@ -49,11 +53,16 @@ def site_settings(config: HostingConfig) -> dict[str, object]:
     }
 
 
-def router_settings(config: HostingConfig) -> dict[str, object]:
-    """The router's ``SITE``: the shared settings, and the compiled rules when the site has any."""
+def router_settings(config: HostingConfig, *, preview_domain: str | None = None) -> dict[str, object]:
+    """The router's ``SITE``: the shared settings, the compiled rules when the site has any, and the
+    previews' domain and openness with ``[previews]`` (``preview_domain`` overrides the domain: the
+    local edge serves previews at ``NAME.localhost``)."""
     settings = site_settings(config)
     if _router_has_rules(config):
         settings["rules"] = router_rules(config.rules, config.domain.redirect)
+    if config.previews.enabled:
+        domain = config.previews.domain if preview_domain is None else preview_domain
+        settings["previews"] = {"domain": domain, "public": config.previews.public}
     return settings
 
 
@@ -118,13 +127,20 @@ def _within_budget(config: HostingConfig, name: str, code: str, budget: int, rul
     return code
 
 
-def render_router(config: HostingConfig) -> str:
+def render_router(config: HostingConfig, *, preview_domain: str | None = None) -> str:
     """Deployed code of the viewer-request router; raises ``ConfigError`` over its size budget."""
+    previews = config.previews.enabled
+    extra = ROUTER_PREVIEWS_ALLOWANCE if previews else 0
+    with_previews = " with previews" if previews else ""
+    blocks = (PREVIEWS_BLOCK,) if previews else ()
+    settings = router_settings(config, preview_domain=preview_domain)
     if not _router_has_rules(config):
-        return _within_budget(config, "router", render(ROUTER_FILE, site_settings(config)), ROUTER_SIZE_BUDGET, "")
-    code = render(ROUTER_FILE, router_settings(config), blocks=(RULES_BLOCK,))
+        code = render(ROUTER_FILE, settings, blocks=blocks)
+        return _within_budget(config, "router", code, ROUTER_SIZE_BUDGET + extra, with_previews)
+    code = render(ROUTER_FILE, settings, blocks=(RULES_BLOCK, *blocks))
     www = " and the www redirect" if config.domain.redirect else ""
-    return _within_budget(config, "router", code, ROUTER_RULES_SIZE_BUDGET, f" with {config.rules.count} rules{www}")
+    budget = min(ROUTER_RULES_SIZE_BUDGET + extra, CLOUDFRONT_FUNCTION_LIMIT)
+    return _within_budget(config, "router", code, budget, f" with {config.rules.count} rules{www}{with_previews}")
 
 
 def render_viewer_response(config: HostingConfig) -> str:

@@ -23,7 +23,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct, IConstruct
 
 from hosting_toolkit.config import CodeCommitSource, CodeConnectionsSource, HostingConfig, SourceConfig, ZipSource
-from hosting_toolkit.contract import ERROR_PAGES_PREFIX, META_PREFIX, RELEASES_PREFIX
+from hosting_toolkit.contract import ERROR_PAGES_PREFIX, META_PREFIX, RELEASES_PREFIX, SOURCE_ACTION_NAME
 from hosting_toolkit.pipeline.buildspec import (
     ENV_BUCKET,
     ENV_COMMIT,
@@ -470,7 +470,7 @@ class ReleasePipeline(Construct):
                 self.connection_arn = connection.attr_connection_arn
             owner, repo = source.repository.rsplit("/", 1)
             git = actions.CodeStarConnectionsSourceAction(
-                action_name="Checkout",
+                action_name=SOURCE_ACTION_NAME,
                 connection_arn=self.connection_arn,
                 owner=owner,
                 repo=repo,
@@ -484,7 +484,7 @@ class ReleasePipeline(Construct):
         if isinstance(source, CodeCommitSource):
             repository = codecommit.Repository.from_repository_name(self, "Repository", source.repository)
             commit = actions.CodeCommitSourceAction(
-                action_name="Checkout",
+                action_name=SOURCE_ACTION_NAME,
                 repository=repository,
                 branch=source.branch,
                 output=output,

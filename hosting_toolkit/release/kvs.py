@@ -38,6 +38,14 @@ class KeyValueStore(Protocol):
         """Write ``value`` if the store's ETag is still ``if_match``; return the new ETag."""
         ...
 
+    def delete(self, key: str, *, if_match: str) -> str:
+        """Delete ``key`` if the store's ETag is still ``if_match``; return the new ETag."""
+        ...
+
+    def snapshot(self) -> tuple[dict[str, str], str]:
+        """Every key and value, and the ETag they were read at."""
+        ...
+
     @property
     def description(self) -> str: ...
 
@@ -80,11 +88,20 @@ class LocalKeyValueStore:
     def write(self, key: str, value: str, *, if_match: str) -> str:
         if len(value.encode()) > 1024:
             raise BackendError(f"value of {key!r} is over the 1 KB KeyValueStore limit")
+        return self._change(key, value, if_match=if_match)
+
+    def delete(self, key: str, *, if_match: str) -> str:
+        return self._change(key, None, if_match=if_match)
+
+    def _change(self, key: str, value: str | None, *, if_match: str) -> str:
         with self._locked():
             items, etag = self.snapshot()
             if etag != if_match:
                 raise KvsConflict(f"store changed (ETag {etag}, expected {if_match})")
-            items[key] = value
+            if value is None:
+                items.pop(key, None)
+            else:
+                items[key] = value
             new_etag = secrets.token_hex(8)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".kvs-")
             try:
@@ -157,3 +174,13 @@ class AwsKeyValueStore:
             raise KvsConflict(str(exc)) from exc
         except (BotoCoreError, ClientError) as exc:
             raise BackendError(f"writing {key!r} to {self.arn} failed: {exc}") from exc
+
+    def delete(self, key: str, *, if_match: str) -> str:
+        try:
+            return str(self.client.delete_key(KvsARN=self.arn, Key=key, IfMatch=if_match)["ETag"])
+        except self.client.exceptions.ConflictException as exc:
+            raise KvsConflict(str(exc)) from exc
+        except self.client.exceptions.ResourceNotFoundException:
+            return self.read(key)[1]
+        except (BotoCoreError, ClientError) as exc:
+            raise BackendError(f"deleting {key!r} from {self.arn} failed: {exc}") from exc
