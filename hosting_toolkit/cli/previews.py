@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,11 +12,12 @@ from rich.table import Table
 from hosting_toolkit.cli.output import emit_json, emit_line, err, render_table
 from hosting_toolkit.cli.session import Session, session_of
 from hosting_toolkit.contract import LOCAL_PREVIEW_DOMAIN, SOURCE_ACTION_NAME
-from hosting_toolkit.errors import BackendError, InvalidInputError, VerificationError
+from hosting_toolkit.errors import BackendError, InvalidInputError, ReleaseConflictError, VerificationError
 from hosting_toolkit.release.preview import preview_token
 from hosting_toolkit.release.previews import (
     Preview,
     branch_preview_name,
+    branch_previewed,
     open_previews,
     preview_link,
     pull_request_preview_name,
@@ -113,6 +115,62 @@ def stage(
     _require_enabled(session)
     preview_name, ref = _name(name, branch, pull_request)
     engine = session.engine(progress=False)
+    state = stage_preview(engine, preview_name, release_id, ref)
+    shown = Preview(preview_name, state.ref, state.live, state.at, state.pins)
+    url = _url(session, shown)
+    if as_json:
+        emit_json(_json(shown, url))
+        return
+    err.print(f"preview [bold]{preview_name}[/] serves {release_id}: {url}")
+    emit_line(preview_name)
+
+
+@app.command()
+def build(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Build output folder or ZIP file.", show_default=False)],
+    branch: Branch = None,
+    pull_request: PullRequest = None,
+    commit: Annotated[str, typer.Option("--commit", help="The commit built; its first 12 characters are the id.")] = "",
+    closed: Annotated[
+        bool, typer.Option("--closed", help="The pull request was closed or merged: remove its preview.")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """What the preview pipeline's build runs: stage the build as a release and move its preview to it
+    (or, for a closed pull request, remove the preview). Production routing is never written."""
+    session = session_of(ctx)
+    _require_enabled(session)
+    preview_name, ref = _name(None, branch, pull_request)
+    engine = session.engine()
+    if closed:
+        removed = remove_preview(engine, preview_name)
+        if as_json:
+            emit_json({"name": preview_name, "removed": removed is not None})
+        else:
+            err.print(f"pull request closed: preview [bold]{preview_name}[/] removed")
+            emit_line(preview_name)
+        return
+    previews_config = session.config.previews
+    source = session.config.source
+    production = getattr(source, "branch", None)
+    if branch is not None and not branch_previewed(branch, previews_config.branches, production):
+        err.print(f"branch {branch} gets no preview (previews.branches, or it is the production branch)")
+        emit_line("")
+        return
+    if pull_request is not None and not previews_config.pull_requests:
+        err.print("pull requests get no preview (previews.pull_requests = false)")
+        emit_line("")
+        return
+    rid = commit[:12] or None
+    try:
+        result = engine.create(path, release_id=rid, revision=commit, message=f"preview {ref}", activate=False)
+        release_id = result.id
+    except ReleaseConflictError:
+        if rid is None or engine.record(rid) is None:
+            raise
+        # The commit was released before from other bytes (a build that is not reproducible): preview that release.
+        release_id = rid
     state = stage_preview(engine, preview_name, release_id, ref)
     shown = Preview(preview_name, state.ref, state.live, state.at, state.pins)
     url = _url(session, shown)

@@ -107,7 +107,9 @@ def test_pull_request_names() -> None:
         ("dependabot/npm", ["*", "!dependabot/*"], False),
     ],
 )
-def test_branch_patterns_with_excludes_and_the_production_branch(branch: str, patterns: list[str], expected: bool) -> None:
+def test_branch_patterns_with_excludes_and_the_production_branch(
+    branch: str, patterns: list[str], expected: bool
+) -> None:
     assert branch_previewed(branch, patterns, production_branch="main") is expected
 
 
