@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -427,6 +427,14 @@ class HostingConfig:
     def stack_name(self) -> str:
         """CloudFormation stack name for this site."""
         return f"hosting-{self.site.name}"
+
+    @property
+    def served_domain(self) -> DomainConfig:
+        """``domain`` with the previews' wildcard name (``*.<previews.domain>``) after the site's names:
+        what the certificate, the distribution and the DNS records cover."""
+        if not (self.previews.enabled and self.previews.domain and self.domain.names):
+            return self.domain
+        return replace(self.domain, names=(*self.domain.names, f"*.{self.previews.domain}"))
 
 
 _SECTIONS: dict[str, type] = {

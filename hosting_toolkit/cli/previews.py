@@ -13,6 +13,7 @@ from hosting_toolkit.cli.output import emit_json, emit_line, err, render_table
 from hosting_toolkit.cli.session import Session, session_of
 from hosting_toolkit.contract import LOCAL_PREVIEW_DOMAIN, SOURCE_ACTION_NAME
 from hosting_toolkit.errors import BackendError, InvalidInputError, ReleaseConflictError, VerificationError
+from hosting_toolkit.pipeline.executions import PullRequestEvent, pull_request_of
 from hosting_toolkit.release.preview import preview_token
 from hosting_toolkit.release.previews import (
     Preview,
@@ -135,12 +136,22 @@ def build(
     closed: Annotated[
         bool, typer.Option("--closed", help="The pull request was closed or merged: remove its preview.")
     ] = False,
+    pipeline: Annotated[
+        str, typer.Option("--pipeline", help="The preview pipeline whose run this is (with --execution).")
+    ] = "",
+    execution: Annotated[
+        str, typer.Option("--execution", help="Its execution id: a pull-request trigger names the preview.")
+    ] = "",
     as_json: AsJson = False,
 ) -> None:
     """What the preview pipeline's build runs: stage the build as a release and move its preview to it
     (or, for a closed pull request, remove the preview). Production routing is never written."""
     session = session_of(ctx)
     _require_enabled(session)
+    if pipeline and execution and pull_request is None:
+        event = _pull_request_event(pipeline, execution)
+        if event is not None:
+            pull_request, closed, branch = event.number, closed or event.closed, None
     preview_name, ref = _name(None, branch, pull_request)
     engine = session.engine()
     if closed:
@@ -179,6 +190,23 @@ def build(
         return
     err.print(f"preview [bold]{preview_name}[/] serves {release_id}: {url}")
     emit_line(preview_name)
+
+
+def _pull_request_event(pipeline: str, execution: str) -> PullRequestEvent | None:
+    """The pull request that started the preview pipeline's run ``execution``, or ``None`` (a push)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from hosting_toolkit.cli.project import session_factory
+
+    try:
+        run = (
+            session_factory()
+            .client("codepipeline")
+            .get_pipeline_execution(pipelineName=pipeline, pipelineExecutionId=execution)
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise BackendError(f"reading the trigger of {pipeline} run {execution} failed: {exc}") from exc
+    return pull_request_of(run.get("pipelineExecution", {}).get("trigger") or {})
 
 
 @app.command()

@@ -46,6 +46,15 @@ ENV_COMMIT = "HOSTING_TOOLKIT_COMMIT"
 ENV_REVISION = "HOSTING_TOOLKIT_REVISION"
 ENV_MESSAGE = "HOSTING_TOOLKIT_MESSAGE"
 
+#: Set on the preview pipeline's build: the same buildspec stages the release and moves its preview
+#: (``previews build``), with the engine kept to ``preview:`` keys (``--preview-build``).
+ENV_PREVIEW = "HOSTING_TOOLKIT_PREVIEW"
+#: The branch the preview build checked out, and the preview pipeline's execution (its trigger tells
+#: a pull request's number and whether it was closed); CodeBuild names the pipeline that started it
+#: in ``CODEBUILD_INITIATOR`` (``codepipeline/<name>``).
+ENV_BRANCH = "HOSTING_TOOLKIT_BRANCH"
+ENV_EXECUTION = "HOSTING_TOOLKIT_EXECUTION"
+
 ENTER_APP_ROOT = f'cd "$CODEBUILD_SRC_DIR/${ENV_APP_ROOT}"'
 
 #: Writes the configuration the stack was synthesized with where ``--config`` (by its variable) reads it.
@@ -78,6 +87,9 @@ ENV_OUTCOME = "HOSTING_TOOLKIT_OUTCOME"
 RELEASE_COMMAND = f"""\
 if [ "${{CODEBUILD_BUILD_SUCCEEDING:-1}}" != 1 ]; then
   echo "hosting-toolkit: the build failed, so nothing is released" >&2; false
+elif [ -n "${{{ENV_PREVIEW}:-}}" ]; then
+  "${ENV_HOME}/bin/hosting-toolkit" previews build "$CODEBUILD_SRC_DIR/${ENV_APP_ROOT}/${ENV_OUTPUT_DIR}" \
+    --branch "${ENV_BRANCH}" --commit "${ENV_COMMIT}" --pipeline "${{CODEBUILD_INITIATOR#codepipeline/}}" --execution "${ENV_EXECUTION}"
 else
   rid="${{{ENV_COMMIT}:0:12}}"
   code=0
