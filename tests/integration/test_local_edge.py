@@ -130,6 +130,8 @@ def test_the_demo_releases_switches_and_rolls_back(tmp_path: Path) -> None:
     share = float(re.search(r"at 20%: ([0-9.]+)% of 1000 new viewers", text).group(1))  # type: ignore[union-attr]
     assert 15 <= share <= 25
     assert f"aborted: every viewer is back on {ids[1]}" in text
+    preview = re.search(r"-> x-release: ([0-9a-f]+); production at \S+ -> x-release: (\S+)", text)
+    assert preview is not None and preview[1] not in ids and preview[2] == ids[1]
 
 
 def with_files_without_extensions(root: Path) -> Path:
