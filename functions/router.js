@@ -15,9 +15,9 @@ const PREVIEW_PARAM = '__preview';
 const TOKEN_PARAM = '__token';
 const PREVIEW_RELEASE_HEADER = 'x-preview-release';
 const PREVIEW_TOKEN_HEADER = 'x-preview-token';
+// [previews]
 // Set on every preview request: the viewer-response function answers it with `noindex`.
 const PREVIEW_MARK_HEADER = 'x-hosting-preview';
-// [previews]
 // A named preview's KVS key is the prefix and its name; the mark tells a name from a release id
 // in the preview parameter and cookie (`~pr-42`).
 const PREVIEW_KEY_PREFIX = 'preview:';
@@ -344,6 +344,8 @@ async function handler(event) {
   request.uri = '/' + RELEASES_PREFIX + release + path;
   // Tells the viewer-response function the release, whichever URI CloudFront passes it.
   request.headers[RELEASE_HEADER] = { value: release };
+  // [previews]
   if (preview) request.headers[PREVIEW_MARK_HEADER] = { value: '1' };
+  // [/previews]
   return request;
 }
