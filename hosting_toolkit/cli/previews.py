@@ -142,6 +142,9 @@ def build(
     execution: Annotated[
         str, typer.Option("--execution", help="Its execution id: a pull-request trigger names the preview.")
     ] = "",
+    build_failed: Annotated[
+        bool, typer.Option("--build-failed", help="The build failed: only a closed pull request's preview is removed.")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """What the preview pipeline's build runs: stage the build as a release and move its preview to it
@@ -162,6 +165,8 @@ def build(
             err.print(f"pull request closed: preview [bold]{preview_name}[/] removed")
             emit_line(preview_name)
         return
+    if build_failed:
+        raise InvalidInputError(f"the build failed, so preview {preview_name} stays where it was")
     previews_config = session.config.previews
     source = session.config.source
     production = getattr(source, "branch", None)

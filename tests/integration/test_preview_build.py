@@ -85,3 +85,14 @@ def test_a_push_stages_a_release_and_moves_the_branch_preview_without_touching_r
     refused = codebuild.run(f'"{home}" activate {COMMITS[0][:12]}', **action)
     assert refused.returncode != 0 and "preview:" in refused.stderr
     assert kvs.read(ROUTING_KEY)[0] is None
+
+
+def test_a_failed_build_stages_nothing_and_leaves_the_preview(codebuild: CodeBuild) -> None:
+    kvs = LocalKeyValueStore(codebuild.target / LOCAL_KVS_FILE)
+    action = {ENV_PREVIEW: "1", ENV_BRANCH: "feature/login", ENV_COMMIT: COMMITS[0]}
+    assert codebuild.run(WRITE_CONFIG_COMMAND).returncode == 0
+    sample_site(codebuild.output_folder())
+    failed = codebuild.run(codebuild.build.post_build, **action, CODEBUILD_BUILD_SUCCEEDING="0")
+    assert failed.returncode != 0
+    assert "the build failed, so preview branch-feature-login-" in failed.stderr
+    assert kvs.snapshot()[0] == {}

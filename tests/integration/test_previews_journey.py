@@ -141,8 +141,14 @@ def test_a_pull_request_preview_from_open_to_close_leaves_production_alone(edge:
     pinned = {"Host": host, "Cookie": f"{cookie}; {RELEASE_COOKIE}={first}"}
     assert edge.get("/assets/app-pr1.js", pinned)[:2][0] == 200
 
-    # Closed: the preview is gone; prune retires its releases and keeps production's.
-    ok(cli(edge, "previews", "build", tmp_path / "unused", "--pr", "42", "--closed", preview_build=True))
+    # A failed build leaves the preview where it was.
+    failed = cli(edge, "previews", "build", tmp_path / "unused", "--pr", "42", "--build-failed", preview_build=True)
+    assert failed.exit_code != 0 and "stays where it was" in failed.stderr
+    assert edge.get("/", {"Host": host, "Cookie": cookie})[1][RELEASE_HEADER] == COMMIT_2[:12]
+
+    # Closed (even when its last build failed): the preview is gone; prune retires its releases.
+    closing = ("previews", "build", tmp_path / "unused", "--pr", "42", "--closed", "--build-failed")
+    ok(cli(edge, *closing, preview_build=True))
     production_serves(edge, "prod1")
     assert edge.get("/", {"Host": host, "Cookie": cookie})[0] == 404
     assert json.loads(ok(cli(edge, "previews", "--json")).stdout) == []
