@@ -11,7 +11,7 @@ from rich.table import Table
 
 from hosting_toolkit.cli.output import emit_json, emit_line, err, render_table
 from hosting_toolkit.cli.session import Session, session_of
-from hosting_toolkit.contract import LOCAL_PREVIEW_DOMAIN, SOURCE_ACTION_NAME
+from hosting_toolkit.contract import LOCAL_PREVIEW_DOMAIN, SOURCE_ACTION_NAME, PreviewState
 from hosting_toolkit.errors import BackendError, InvalidInputError, ReleaseConflictError, VerificationError
 from hosting_toolkit.pipeline.executions import PullRequestEvent, pull_request_of
 from hosting_toolkit.release.preview import preview_token
@@ -78,6 +78,16 @@ def _json(preview: Preview, url: str) -> dict[str, object]:
     }
 
 
+def _report_stage(session: Session, name: str, state: PreviewState, as_json: bool) -> None:
+    shown = Preview(name, state.ref, state.live, state.at, state.pins)
+    url = _url(session, shown)
+    if as_json:
+        emit_json(_json(shown, url))
+        return
+    err.print(f"preview [bold]{name}[/] serves {state.live}: {url}")
+    emit_line(name)
+
+
 def _require_enabled(session: Session) -> None:
     if not session.config.previews.enabled:
         raise InvalidInputError("previews are off: add a [previews] table to hosting.toml (see hosting.example.toml)")
@@ -116,14 +126,7 @@ def stage(
     _require_enabled(session)
     preview_name, ref = _name(name, branch, pull_request)
     engine = session.engine(progress=False)
-    state = stage_preview(engine, preview_name, release_id, ref)
-    shown = Preview(preview_name, state.ref, state.live, state.at, state.pins)
-    url = _url(session, shown)
-    if as_json:
-        emit_json(_json(shown, url))
-        return
-    err.print(f"preview [bold]{preview_name}[/] serves {release_id}: {url}")
-    emit_line(preview_name)
+    _report_stage(session, preview_name, stage_preview(engine, preview_name, release_id, ref), as_json)
 
 
 @app.command()
@@ -187,14 +190,7 @@ def build(
             raise
         # The commit was released before from other bytes (a build that is not reproducible): preview that release.
         release_id = rid
-    state = stage_preview(engine, preview_name, release_id, ref)
-    shown = Preview(preview_name, state.ref, state.live, state.at, state.pins)
-    url = _url(session, shown)
-    if as_json:
-        emit_json(_json(shown, url))
-        return
-    err.print(f"preview [bold]{preview_name}[/] serves {release_id}: {url}")
-    emit_line(preview_name)
+    _report_stage(session, preview_name, stage_preview(engine, preview_name, release_id, ref), as_json)
 
 
 def _pull_request_event(pipeline: str, execution: str) -> PullRequestEvent | None:

@@ -350,17 +350,8 @@ class ReleasePipeline(Construct):
         )
         assert project.role is not None
         self._grant_release(site_bucket, release_store, role=project.role, kvs_actions=PREVIEW_KVS_ACTIONS)
-        owner, repo = source.repository.rsplit("/", 1)
-        assert self.connection_arn is not None
         preview_source = codepipeline.Artifact("PreviewSource")
-        checkout = actions.CodeStarConnectionsSourceAction(
-            action_name=SOURCE_ACTION_NAME,
-            connection_arn=self.connection_arn,
-            owner=owner,
-            repo=repo,
-            branch=source.branch,
-            output=preview_source,
-        )
+        checkout = self._checkout(source, preview_source)
         pipeline = codepipeline.Pipeline(
             self,
             "PreviewPipeline",
@@ -419,6 +410,7 @@ class ReleasePipeline(Construct):
                 else None,
             ),
         )
+        assert self.connection_arn is not None
         pipeline.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="UseConnection", actions=["codeconnections:UseConnection"], resources=[self.connection_arn]
@@ -651,15 +643,7 @@ class ReleasePipeline(Construct):
                     provider_type=CONNECTION_PROVIDERS[source.provider],
                 )
                 self.connection_arn = connection.attr_connection_arn
-            owner, repo = source.repository.rsplit("/", 1)
-            git = actions.CodeStarConnectionsSourceAction(
-                action_name=SOURCE_ACTION_NAME,
-                connection_arn=self.connection_arn,
-                owner=owner,
-                repo=repo,
-                branch=source.branch,
-                output=output,
-            )
+            git = self._checkout(source, output)
             return git, {
                 ENV_COMMIT: _plain(git.variables.commit_id),
                 ENV_MESSAGE: _plain(f"push to {source.branch} of {source.repository}"),
@@ -706,6 +690,21 @@ class ReleasePipeline(Construct):
             ENV_REVISION: _plain(upload.variables.version_id),
             ENV_MESSAGE: _plain(f"upload of {source.object_key}"),
         }
+
+    def _checkout(
+        self, source: CodeConnectionsSource, output: codepipeline.Artifact
+    ) -> actions.CodeStarConnectionsSourceAction:
+        """The checkout of ``source``'s repository through the connection; a trigger may pick another branch."""
+        assert self.connection_arn is not None
+        owner, repo = source.repository.rsplit("/", 1)
+        return actions.CodeStarConnectionsSourceAction(
+            action_name=SOURCE_ACTION_NAME,
+            connection_arn=self.connection_arn,
+            owner=owner,
+            repo=repo,
+            branch=source.branch,
+            output=output,
+        )
 
     def _wire_source(self, source: SourceConfig, source_action: codepipeline.IAction) -> None:
         """What starts the pipeline: a push on the branch (within the path filters), or an upload of the key."""

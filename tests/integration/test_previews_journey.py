@@ -68,6 +68,11 @@ def cli(edge: Edge, *args: str | Path, preview_build: bool = False) -> Result:
     return CliRunner().invoke(app, [*options, *(str(a) for a in args)])
 
 
+def build_preview(edge: Edge, folder: Path, *args: str) -> Result:
+    """What the preview pipeline's build runs after building ``folder``."""
+    return ok(cli(edge, "previews", "build", folder, *args, preview_build=True))
+
+
 def ok(result: Result) -> Result:
     assert result.exit_code == 0, result.output
     return result
@@ -93,19 +98,7 @@ def test_a_pull_request_preview_from_open_to_close_leaves_production_alone(edge:
     production_serves(edge, "prod1")
 
     # Opened: the preview build stages the release and moves the preview to it.
-    ok(
-        cli(
-            edge,
-            "previews",
-            "build",
-            site(tmp_path / "pr1", "pr1"),
-            "--pr",
-            "42",
-            "--commit",
-            COMMIT_1,
-            preview_build=True,
-        )
-    )
+    build_preview(edge, site(tmp_path / "pr1", "pr1"), "--pr", "42", "--commit", COMMIT_1)
     production_serves(edge, "prod1")
     host, path = open_link(edge, "pr-42")
     status, headers, _ = edge.get(path, {"Host": host})
@@ -122,19 +115,7 @@ def test_a_pull_request_preview_from_open_to_close_leaves_production_alone(edge:
     assert listed[0]["url"] == f"http://pr-42.localhost:{edge.port}/"
 
     # Pushed: the preview moves; a page still open on the first release keeps its assets.
-    ok(
-        cli(
-            edge,
-            "previews",
-            "build",
-            site(tmp_path / "pr2", "pr2"),
-            "--pr",
-            "42",
-            "--commit",
-            COMMIT_2,
-            preview_build=True,
-        )
-    )
+    build_preview(edge, site(tmp_path / "pr2", "pr2"), "--pr", "42", "--commit", COMMIT_2)
     production_serves(edge, "prod1")
     status, headers, body = edge.get("/", {"Host": host, "Cookie": cookie})
     assert (status, headers[RELEASE_HEADER]) == (200, COMMIT_2[:12]) and body.startswith(b"<h1>home pr2")
@@ -147,8 +128,7 @@ def test_a_pull_request_preview_from_open_to_close_leaves_production_alone(edge:
     assert edge.get("/", {"Host": host, "Cookie": cookie})[1][RELEASE_HEADER] == COMMIT_2[:12]
 
     # Closed (even when its last build failed): the preview is gone; prune retires its releases.
-    closing = ("previews", "build", tmp_path / "unused", "--pr", "42", "--closed", "--build-failed")
-    ok(cli(edge, *closing, preview_build=True))
+    build_preview(edge, tmp_path / "unused", "--pr", "42", "--closed", "--build-failed")
     production_serves(edge, "prod1")
     assert edge.get("/", {"Host": host, "Cookie": cookie})[0] == 404
     assert json.loads(ok(cli(edge, "previews", "--json")).stdout) == []
@@ -159,23 +139,11 @@ def test_a_pull_request_preview_from_open_to_close_leaves_production_alone(edge:
 
 def test_a_branch_preview_and_its_removal_by_name(edge: Edge, tmp_path: Path) -> None:
     ok(cli(edge, "release", site(tmp_path / "prod", "prod1"), "--id", "prod1"))
-    ok(
-        cli(
-            edge,
-            "previews",
-            "build",
-            site(tmp_path / "b", "b1"),
-            "--branch",
-            "feature/x",
-            "--commit",
-            COMMIT_1,
-            preview_build=True,
-        )
-    )
+    build_preview(edge, site(tmp_path / "b", "b1"), "--branch", "feature/x", "--commit", COMMIT_1)
     name = json.loads(ok(cli(edge, "previews", "--json")).stdout)[0]["name"]
     assert name.startswith("branch-feature-x-")
     # The production branch never gets a preview.
-    result = ok(cli(edge, "previews", "build", site(tmp_path / "m", "m1"), "--branch", "main", preview_build=True))
+    result = build_preview(edge, site(tmp_path / "m", "m1"), "--branch", "main")
     assert "gets no preview" in result.stderr
     host, path = open_link(edge, name)
     assert edge.get(path, {"Host": host})[0] == 302
@@ -186,19 +154,7 @@ def test_a_branch_preview_and_its_removal_by_name(edge: Edge, tmp_path: Path) ->
 
 def test_promote_preview_verifies_then_activates_through_the_engine(edge: Edge, tmp_path: Path) -> None:
     ok(cli(edge, "release", site(tmp_path / "prod", "prod1"), "--id", "prod1"))
-    ok(
-        cli(
-            edge,
-            "previews",
-            "build",
-            site(tmp_path / "pr", "pr1"),
-            "--pr",
-            "7",
-            "--commit",
-            COMMIT_1,
-            preview_build=True,
-        )
-    )
+    build_preview(edge, site(tmp_path / "pr", "pr1"), "--pr", "7", "--commit", COMMIT_1)
     # A preview build can never promote, nor switch production any other way.
     refused = cli(edge, "promote-preview", "pr-7", preview_build=True)
     assert refused.exit_code != 0 and "cannot promote" in refused.stderr
