@@ -1,4 +1,7 @@
 import cf from 'cloudfront';
+// [previews]
+import crypto from 'crypto';
+// [/previews]
 // Viewer-request router (cloudfront-js-2.0): picks the release that serves a request and
 // rewrites the URI into that release's folder. The renderer inserts `const SITE` (mode, entry,
 // cohort lifetimes, compiled rules) after the import line and drops comment-only lines, so
@@ -106,15 +109,15 @@ function sameToken(a, b) {
   return d === 0;
 }
 
-// Whether `token` is the preview token; reads the token key.
-async function tokenOk(token) {
+// The preview token, or '' when none was ever created (then nothing can be previewed).
+async function previewSecret() {
   let secret = '';
   try {
     secret = await kvs.get(PREVIEW_TOKEN_KEY);
   } catch (e) {
-    // No token was ever created: nothing can be previewed.
+    // Missing key.
   }
-  return sameToken(token, secret);
+  return secret;
 }
 
 // [previews]
@@ -126,6 +129,14 @@ function hostPreview(request) {
   return tail.length > 1 && host.slice(-tail.length) === tail && name.indexOf('.') < 0 && validId(name) ? name : '';
 }
 
+// A signed link's token, "<expiry unix seconds>-<hex HMAC-SHA256 of '<name>.<expiry>' keyed by
+// the preview token>": opens one preview until it expires, without handing out the token.
+function signedOk(name, token, secret) {
+  const p = token.split('-');
+  return p.length === 2 && secret !== '' && Date.now() / 1000 < +p[0] &&
+    sameToken(p[1], crypto.createHmac('sha256', secret).update(name + '.' + p[0]).digest('hex'));
+}
+
 // A named preview: [mark + name, token, by query, its state] once the token (unless it is public
 // on its own host) and its key are read. A preview host that fails gets its own answer, never
 // the production site; on the site's own host a failed ask serves production.
@@ -133,8 +144,9 @@ async function namedPreview(ask, named) {
   const name = ask[0].slice(1);
   const fail = (status, text) => (named ? reply(status, 'text/plain; charset=utf-8', text) : null);
   if (!validId(name)) return fail(404, 'No such preview.\n');
-  if (!(named && SITE.previews.public) && !(ask[1] && (await tokenOk(ask[1])))) {
-    return fail(401, 'Private preview: open its preview link.\n');
+  if (!(named && SITE.previews.public)) {
+    const secret = ask[1] ? await previewSecret() : '';
+    if (!sameToken(ask[1], secret) && !signedOk(name, ask[1], secret)) return fail(401, 'Private preview: open its preview link.\n');
   }
   let state = null;
   try {
@@ -166,7 +178,9 @@ async function previewOf(request) {
   if (ask[0][0] === PREVIEW_NAME_MARK) return namedPreview(ask, named);
   // [/previews]
   if (!ask[1] || !validId(ask[0])) return null;
-  return (await tokenOk(ask[1])) ? ask : null;
+  // Awaited on its own line: the runtime takes no `await` inside call arguments.
+  const secret = await previewSecret();
+  return sameToken(ask[1], secret) ? ask : null;
 }
 
 // Order of precedence (DESIGN 3.4): preview token, pinned cookie, canary cohort, live.

@@ -7,6 +7,8 @@ coincidence.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass, field
@@ -100,6 +102,13 @@ def release_prefix(release_id: str) -> str:
 def preview_key(name: str) -> str:
     """KVS key of the preview ``name``."""
     return f"{PREVIEW_KEY_PREFIX}{name}"
+
+
+def signed_preview_token(name: str, secret: str, expires: int) -> str:
+    """A signed link's token for the preview ``name``, valid until ``expires`` (unix seconds):
+    ``<expires>-<hex HMAC-SHA256 of "<name>.<expires>" keyed by the preview token>``."""
+    digest = hmac.new(secret.encode(), f"{name}.{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}-{digest}"
 
 
 def error_responses(not_found_status: int) -> dict[int, tuple[str, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from hosting_toolkit.cli.output import emit_json, emit_line, err, render_table
 from hosting_toolkit.cli.session import Session, session_of
-from hosting_toolkit.contract import LOCAL_PREVIEW_DOMAIN, SOURCE_ACTION_NAME, PreviewState
+from hosting_toolkit.contract import LOCAL_PREVIEW_DOMAIN, SOURCE_ACTION_NAME, PreviewState, signed_preview_token
 from hosting_toolkit.errors import BackendError, InvalidInputError, ReleaseConflictError, VerificationError
 from hosting_toolkit.pipeline.executions import PullRequestEvent, pull_request_of
 from hosting_toolkit.release.preview import preview_token
@@ -232,17 +233,30 @@ def remove(
     emit_line(preview_name)
 
 
-def open_link(session: Session, name: str, as_json: bool) -> None:
-    """``preview open NAME``: print a working link to an open preview (with the token when it is private)."""
+#: The longest a signed preview link may last: a week.
+MAX_SIGNED_MINUTES = 7 * 24 * 60
+
+
+def open_link(session: Session, name: str, as_json: bool, *, expires_minutes: int | None = None) -> None:
+    """``preview open NAME``: print a working link to an open preview (with the token when it is private,
+    or a signed token that expires after ``expires_minutes``)."""
     _require_enabled(session)
+    if expires_minutes is not None and not 1 <= expires_minutes <= MAX_SIGNED_MINUTES:
+        raise InvalidInputError(f"--expires must be 1 to {MAX_SIGNED_MINUTES} minutes (a week)")
     engine = session.engine(progress=False)
     shown = require_open(engine, name)
     token = None if session.config.previews.public else preview_token(engine.kvs).value
+    expires_at = None
+    if token is not None and expires_minutes is not None:
+        expires_at = int(time.time()) + expires_minutes * 60
+        token = signed_preview_token(name, token, expires_at)
     url = _url(session, shown, token)
     if as_json:
-        emit_json(_json(shown, url))
+        emit_json({**_json(shown, url), "expires": expires_at})
         return
     err.print(f"preview [bold]{name}[/] ({shown.ref or 'by name'}) serves {shown.release}")
+    if expires_at is not None:
+        err.print(f"the link stops working in {expires_minutes} minutes")
     if session.local is not None:
         err.print(f"serve the local target while you look: hosting-toolkit --local {session.local} serve")
     emit_line(url)

@@ -42,6 +42,12 @@ def preview(
         bool, typer.Option("--rotate", help="Replace the preview token: every earlier link and cookie stops working.")
     ] = False,
     base_url: BaseUrl = None,
+    expires: Annotated[
+        int | None,
+        typer.Option(
+            "--expires", metavar="MINUTES", help="preview open: a signed link that stops working after MINUTES."
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Print a link that shows a complete release on the site's own address to holders of the preview token
@@ -50,8 +56,10 @@ def preview(
     if release_id == "open" and name is not None:
         from hosting_toolkit.cli.previews import open_link
 
-        open_link(session, name, as_json)
+        open_link(session, name, as_json, expires_minutes=expires)
         return
+    if expires is not None:
+        raise InvalidInputError("--expires signs a preview's link: preview open NAME --expires MINUTES")
     if name is not None:
         raise InvalidInputError("give one release to preview (preview ID), or a preview to open (preview open NAME)")
     engine = session.engine(progress=False)

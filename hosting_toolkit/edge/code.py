@@ -33,8 +33,8 @@ ROUTER_RULES_SIZE_BUDGET = 9216
 VIEWER_RESPONSE_SIZE_BUDGET = 4096
 #: The viewer-response function's budget with ``[[rules.headers]]`` (their values are in its code).
 VIEWER_RESPONSE_RULES_SIZE_BUDGET = 9216
-#: What the ``[previews]`` code (preview hosts, named previews) may add to the router's budget.
-ROUTER_PREVIEWS_ALLOWANCE = 1536
+#: What the ``[previews]`` code (preview hosts, named previews, signed links) may add to the router's budget.
+ROUTER_PREVIEWS_ALLOWANCE = 2048
 CLOUDFRONT_FUNCTION_LIMIT = 10 * 1024
 #: The block of each function file holding the code that applies ``[rules]``.
 RULES_BLOCK = "rules"

@@ -147,6 +147,13 @@ def test_a_branch_preview_and_its_removal_by_name(edge: Edge, tmp_path: Path) ->
     assert "gets no preview" in result.stderr
     host, path = open_link(edge, name)
     assert edge.get(path, {"Host": host})[0] == 302
+    # A signed link that expires opens it without handing out the token.
+    signed = json.loads(ok(cli(edge, "preview", "open", name, "--expires", "5", "--json")).stdout)
+    assert signed["expires"] > 0
+    parts = urlsplit(signed["url"])
+    status, headers, _ = edge.get(f"/?{parts.query}", {"Host": parts.netloc})
+    cookie = headers["set-cookie"].split(";", 1)[0]
+    assert status == 302 and edge.get("/", {"Host": parts.netloc, "Cookie": cookie})[0] == 200
     assert ok(cli(edge, "previews", "remove", name)).stdout.strip() == name
     assert "no open preview" in ok(cli(edge, "previews", "remove", name)).stderr
     production_serves(edge, "prod1")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from hosting_toolkit.contract import (
     PreviewState,
     RoutingState,
     preview_key,
+    signed_preview_token,
 )
 from hosting_toolkit.edge.code import (
     CLOUDFRONT_FUNCTION_LIMIT,
@@ -123,6 +125,25 @@ def test_a_private_preview_host_without_the_token_answers_401_never_production(
     routed = call(sandbox, "/", host=f"pr-42.{DOMAIN}", cookie=cookie)
     assert uri(routed) == "401"
     assert routed.kvs_reads <= 1
+
+
+def test_a_signed_link_opens_its_preview_until_it_expires(sandbox: FunctionSandbox) -> None:
+    host = f"pr-42.{DOMAIN}"
+    valid = signed_preview_token("pr-42", TOKEN, int(time.time()) + 600)
+    redirected = call(sandbox, f"/?{PREVIEW_TOKEN_PARAM}={valid}", host=host).result
+    assert redirected is not None and redirected["statusCode"] == 302
+    cookie = f"{PREVIEW_COOKIE}={redirected['cookies'][PREVIEW_COOKIE]['value']}"
+    assert TOKEN not in cookie
+    routed = call(sandbox, "/", host=host, cookie=cookie)
+    assert (uri(routed), routed.kvs_reads) == (f"/releases/{PR}/index.html", 2)
+    expired = signed_preview_token("pr-42", TOKEN, int(time.time()) - 1)
+    other = signed_preview_token("pr-7", TOKEN, int(time.time()) + 600)
+    forged = signed_preview_token("pr-42", "not-the-token", int(time.time()) + 600)
+    for token in (expired, other, forged, valid.replace("-", "-0"), valid + "-1"):
+        assert uri(call(sandbox, "/", host=host, cookie=f"{PREVIEW_COOKIE}=~pr-42.{token}")) == "401", token
+    # Without a preview token in the store, nothing verifies.
+    no_secret = {k: v for k, v in KVS.items() if k != PREVIEW_TOKEN_KEY}
+    assert uri(call(sandbox, "/", host=host, cookie=f"{PREVIEW_COOKIE}=~pr-42.{valid}", kvs=no_secret)) == "401"
 
 
 def test_a_public_preview_host_needs_no_token_and_reads_one_key(sandbox: FunctionSandbox) -> None:
@@ -255,6 +276,18 @@ def test_preview_router_runs_under_njs(tmp_path: Path) -> None:
                 "cookies": {},
             },
         },
+        "signed": {
+            "context": {"requestId": "njs-4"},
+            "request": {
+                "method": "GET",
+                "uri": "/",
+                "querystring": {},
+                "headers": {"host": {"value": f"pr-42.{DOMAIN}"}},
+                "cookies": {
+                    PREVIEW_COOKIE: {"value": "~pr-42." + signed_preview_token("pr-42", TOKEN, int(time.time()) + 600)}
+                },
+            },
+        },
         "traversal": {
             "context": {"requestId": "njs-3"},
             "request": {
@@ -283,3 +316,4 @@ def test_preview_router_runs_under_njs(tmp_path: Path) -> None:
     assert out["preview"] == [f"/releases/{PR}/index.html", [PREVIEW_TOKEN_KEY, preview_key("pr-42")]]
     assert out["production"] == [f"/releases/{LIVE}/index.html", [ROUTING_KEY]]
     assert out["traversal"] == [400, []]
+    assert out["signed"] == [f"/releases/{PR}/index.html", [PREVIEW_TOKEN_KEY, preview_key("pr-42")]]
