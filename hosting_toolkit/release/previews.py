@@ -300,9 +300,15 @@ def expire_previews(engine: ReleaseEngine, config: PreviewsConfig, *, now: datet
 
 
 def preview_releases(engine: ReleaseEngine) -> tuple[set[str], set[str]]:
-    """``(open, retired)``: releases an open preview serves or pins, and those only removed previews reached."""
+    """``(open, retired)``: releases an open preview serves or pins, and those only removed previews reached.
+
+    A site that never had a preview costs no listing of the store's keys.
+    """
+    records = preview_records(engine)
+    if not records:
+        return set(), set()
     open_ids = {r for p in open_previews(engine.kvs) for r in (p.release, *p.pins)}
-    ever = {r for record in preview_records(engine) for r in record.releases}
+    ever = {r for record in records for r in record.releases}
     return open_ids, ever - open_ids
 
 
