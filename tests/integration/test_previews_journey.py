@@ -181,3 +181,43 @@ def test_previews_commands_refuse_bad_input_with_one_line(edge: Edge) -> None:
         result = cli(edge, *args)
         assert result.exit_code != 0
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_serve_answers_name_localhost_as_the_preview_host(edge: Edge, tmp_path: Path) -> None:
+    """The real ``serve`` command in its own process: ``NAME.localhost`` is the preview, any other host production."""
+    import http.client
+    import subprocess
+    import sys
+
+    ok(cli(edge, "release", site(tmp_path / "prod", "prod1"), "--id", "prod1"))
+    build_preview(edge, site(tmp_path / "pr", "pr1"), "--pr", "3", "--commit", COMMIT_1)
+    token = json.loads(ok(cli(edge, "preview", "open", "pr-3", "--json")).stdout)["url"].split("__token=", 1)[1]
+    command = [str(Path(sys.executable).parent / "hosting-toolkit"), "--config", str(tmp_path / "hosting.toml")]
+    server = subprocess.Popen(
+        [*command, "--local", str(edge.root / "target"), "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = int(urlsplit(server.stdout.readline().strip()).port or 0)
+
+        def get(host: str, cookie: str = "") -> tuple[int, str | None]:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/", headers={"Host": host, **({"Cookie": cookie} if cookie else {})})
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            return response.status, response.getheader(RELEASE_HEADER)
+
+        preview_cookie = f"{PREVIEW_COOKIE}=~pr-3.{token}"
+        assert get(f"pr-3.localhost:{port}", preview_cookie) == (200, COMMIT_1[:12])
+        assert get(f"pr-3.localhost:{port}")[0] == 401
+        assert get(f"127.0.0.1:{port}") == (200, "prod1")
+        # On the site's own host the same cookie is the main-domain preview link's, which needs the token too.
+        assert get(f"127.0.0.1:{port}", preview_cookie) == (200, COMMIT_1[:12])
+        assert get(f"127.0.0.1:{port}", f"{PREVIEW_COOKIE}=~pr-3.wrong") == (200, "prod1")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
