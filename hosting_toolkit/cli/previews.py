@@ -285,6 +285,8 @@ def promote_preview(
                 f"preview {name} ({shown.release}) can only reach production through the release pipeline, "
                 "which needs the stack's pipeline and the release's commit"
             )
+        from botocore.exceptions import BotoCoreError, ClientError
+
         from hosting_toolkit.cli.project import session_factory
 
         try:
@@ -302,7 +304,7 @@ def promote_preview(
                     ],
                 )
             )
-        except Exception as exc:  # botocore's errors carry the reason
+        except (BotoCoreError, ClientError) as exc:
             raise BackendError(f"starting {pipeline} on {record.revision[:12]} failed: {exc}") from exc
         if as_json:
             emit_json(

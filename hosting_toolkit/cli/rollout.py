@@ -34,10 +34,12 @@ def preview(
     release_id: Annotated[
         str | None,
         typer.Argument(
-            metavar="[ID | open NAME]", help="A complete release, or 'open' and a preview's name.", show_default=False
+            metavar="[ID | open]", help="A complete release, or 'open' and a preview's name.", show_default=False
         ),
     ] = None,
-    name: Annotated[str | None, typer.Argument(metavar="", help="The preview to open.", show_default=False)] = None,
+    name: Annotated[
+        str | None, typer.Argument(metavar="[NAME]", help="With 'open': the preview to open.", show_default=False)
+    ] = None,
     rotate: Annotated[
         bool, typer.Option("--rotate", help="Replace the preview token: every earlier link and cookie stops working.")
     ] = False,

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 from hosting_toolkit.config import PreviewsConfig
 from hosting_toolkit.contract import (
@@ -325,8 +326,6 @@ def require_open(engine: ReleaseEngine, name: str) -> Preview:
 
 def preview_link(name: str, *, domain: str, base_url: str | None, token: str | None) -> str:
     """A working link to the preview ``name``: its own host with a preview domain, else the site's address."""
-    from urllib.parse import urlencode
-
     if domain:
         scheme = "http" if domain == LOCAL_PREVIEW_DOMAIN else "https"
         host = f"{scheme}://{name}.{domain}"
