@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -262,6 +262,22 @@ def open_link(session: Session, name: str, as_json: bool, *, expires_minutes: in
     emit_line(url)
 
 
+def start_production_run(client: Any, pipeline: str, revision: str) -> str:
+    """Start the production pipeline on ``revision`` (its source action checks out that commit); the execution id."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        run = client.start_pipeline_execution(
+            name=pipeline,
+            sourceRevisions=[
+                {"actionName": SOURCE_ACTION_NAME, "revisionType": "COMMIT_ID", "revisionValue": revision}
+            ],
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise BackendError(f"starting {pipeline} on {revision[:12]} failed: {exc}") from exc
+    return str(run["pipelineExecutionId"])
+
+
 def promote_preview(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="An open preview.", show_default=False)],
@@ -285,36 +301,16 @@ def promote_preview(
                 f"preview {name} ({shown.release}) can only reach production through the release pipeline, "
                 "which needs the stack's pipeline and the release's commit"
             )
-        from botocore.exceptions import BotoCoreError, ClientError
-
         from hosting_toolkit.cli.project import session_factory
 
-        try:
-            run = (
-                session_factory()
-                .client("codepipeline")
-                .start_pipeline_execution(
-                    name=pipeline,
-                    sourceRevisions=[
-                        {
-                            "actionName": SOURCE_ACTION_NAME,
-                            "revisionType": "COMMIT_ID",
-                            "revisionValue": record.revision,
-                        }
-                    ],
-                )
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise BackendError(f"starting {pipeline} on {record.revision[:12]} failed: {exc}") from exc
+        execution = start_production_run(session_factory().client("codepipeline"), pipeline, record.revision)
         if as_json:
-            emit_json(
-                {"name": name, "release": shown.release, "pipeline": pipeline, "execution": run["pipelineExecutionId"]}
-            )
+            emit_json({"name": name, "release": shown.release, "pipeline": pipeline, "execution": execution})
             return
         err.print(
             f"the production pipeline {pipeline} runs on {record.revision[:12]} (preview {name}): build, verify, rollout"
         )
-        emit_line(run["pipelineExecutionId"])
+        emit_line(execution)
         return
     with _local_edge(session) as url:
         report = verify_release(engine, shown.release, url)
