@@ -46,6 +46,8 @@ PREVIEW_RECORDS_PREFIX = "_meta/previews/"
 MAX_PREVIEWS = 4000
 #: Store bytes kept free for the keys that are not previews (the routing state, the preview token).
 RESERVED_BYTES = 16 * 1024
+#: The longest ``ref`` kept with a preview (``branch:`` and a branch name git allows), so its state fits one value.
+MAX_REF_BYTES = 300
 #: Earlier releases of a preview its open pages may still load assets from.
 PREVIEW_PINS = 2
 #: Hex characters of the hash that keeps two branches from slugging to the same name.
@@ -238,6 +240,8 @@ def stage_preview(engine: ReleaseEngine, name: str, release_id: str, ref: str = 
     store is written.
     """
     check_name(name)
+    if len(ref.encode()) > MAX_REF_BYTES:
+        raise InvalidInputError(f"what the preview shows ({ref[:40]}...) is over {MAX_REF_BYTES} bytes; git allows 255")
     engine.require_complete(release_id)
     key = preview_key(name)
     if len(key.encode()) > KVS_KEY_LIMIT:

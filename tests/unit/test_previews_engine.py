@@ -148,6 +148,8 @@ def test_staging_refuses_unknown_releases_and_bad_names_before_writing(engine: R
     for bad in ("PR-1", "pr_1", "-x", "x-", "a" * 41, "a.b", ""):
         with pytest.raises(InvalidInputError):
             stage_preview(engine, bad, "pv1")
+    with pytest.raises(InvalidInputError, match="over 300 bytes"):
+        stage_preview(engine, "branch-x", "pv1", "branch:" + "x" * 400)
     assert changes(engine) == []
 
 
