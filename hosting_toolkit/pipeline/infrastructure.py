@@ -132,10 +132,14 @@ class ReleasePipeline(Construct):
     package_root: the checkout shipped to the build as the release engine (default: the one this
       module belongs to).
 
+    With ``[previews]`` (a CodeConnections source only), a second pipeline builds previews: see
+    ``_add_previews``; it has no verify, approval or rollout stage and never writes production routing.
+
     Attributes: ``pipeline``, ``project`` (the build's CodeBuild project), ``build_role``,
     ``verify_project`` and ``operate_project`` (the operator projects of the Verify stage and of the
     rollout), ``rollout`` (the ``RolloutStateMachine``), ``error_rate_alarm``, ``connection_arn`` (for
-    a CodeConnections source), ``upload_bucket`` (for a ZIP source).
+    a CodeConnections source), ``upload_bucket`` (for a ZIP source), ``preview_pipeline`` and
+    ``preview_project`` (with ``[previews]``, else ``None``).
     """
 
     def __init__(
