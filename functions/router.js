@@ -1,4 +1,7 @@
 import cf from 'cloudfront';
+// [previews]
+import crypto from 'crypto';
+// [/previews]
 // Viewer-request router (cloudfront-js-2.0): picks the release that serves a request and
 // rewrites the URI into that release's folder. The renderer inserts `const SITE` (mode, entry,
 // cohort lifetimes, compiled rules) after the import line and drops comment-only lines, so
@@ -15,6 +18,14 @@ const PREVIEW_PARAM = '__preview';
 const TOKEN_PARAM = '__token';
 const PREVIEW_RELEASE_HEADER = 'x-preview-release';
 const PREVIEW_TOKEN_HEADER = 'x-preview-token';
+// [previews]
+// Set on every preview request: the viewer-response function answers it with `noindex`.
+const PREVIEW_MARK_HEADER = 'x-hosting-preview';
+// A named preview's KVS key is the prefix and its name; the mark tells a name from a release id
+// in the preview parameter and cookie (`~pr-42`).
+const PREVIEW_KEY_PREFIX = 'preview:';
+const PREVIEW_NAME_MARK = '~';
+// [/previews]
 const RELEASES_PREFIX = 'releases/';
 const RELEASE_HEADER = 'x-release';
 // Tags a static folder asked for without its slash; the viewer-response function redirects it.
@@ -98,6 +109,57 @@ function sameToken(a, b) {
   return d === 0;
 }
 
+// The preview token, or '' when none was ever created (then nothing can be previewed).
+async function previewSecret() {
+  let secret = '';
+  try {
+    secret = await kvs.get(PREVIEW_TOKEN_KEY);
+  } catch (e) {
+    // Missing key.
+  }
+  return secret;
+}
+
+// [previews]
+// The preview name of a preview host (`<name>.<SITE.previews.domain>`, one DNS label), or ''.
+function hostPreview(request) {
+  const tail = '.' + SITE.previews.domain;
+  const host = fieldValue(request.headers, 'host').toLowerCase();
+  const name = host.slice(0, host.length - tail.length);
+  return tail.length > 1 && host.slice(-tail.length) === tail && name.indexOf('.') < 0 && validId(name) ? name : '';
+}
+
+// A signed link's token, "<expiry unix seconds>-<hex HMAC-SHA256 of '<name>.<expiry>' keyed by
+// the preview token>": opens one preview until it expires, without handing out the token.
+function signedOk(name, token, secret) {
+  const p = token.split('-');
+  return p.length === 2 && secret !== '' && Date.now() / 1000 < +p[0] &&
+    sameToken(p[1], crypto.createHmac('sha256', secret).update(name + '.' + p[0]).digest('hex'));
+}
+
+// A named preview: [mark + name, token, by query, its state] once the token (unless it is public
+// on its own host) and its key are read. A preview host that fails gets its own answer, never
+// the production site; on the site's own host a failed ask serves production.
+async function namedPreview(ask, named) {
+  const name = ask[0].slice(1);
+  const fail = (status, text) => (named ? reply(status, 'text/plain; charset=utf-8', text) : null);
+  if (!validId(name)) return fail(404, 'No such preview.\n');
+  if (!(named && SITE.previews.public)) {
+    const secret = ask[1] ? await previewSecret() : '';
+    if (!sameToken(ask[1], secret) && !signedOk(name, ask[1], secret)) return fail(401, 'Private preview: open its preview link.\n');
+  }
+  let state = null;
+  try {
+    state = await kvs.get(PREVIEW_KEY_PREFIX + name, { format: 'json' });
+  } catch (e) {
+    // A missing key throws: the preview was removed, or never opened.
+  }
+  if (!state || !validId(state.live)) return fail(404, 'No such preview.\n');
+  ask[3] = state;
+  return ask;
+}
+// [/previews]
+
 // A preview is asked for by query (then answered with a redirect that sets the cookie), by the
 // headers (tools) or by the cookie ("<id>.<token>"): [id, token, by query]. Only these
 // requests read the token key.
@@ -109,13 +171,15 @@ async function previewOf(request) {
   const ask = fieldValue(q, TOKEN_PARAM) ? [fieldValue(q, PREVIEW_PARAM), fieldValue(q, TOKEN_PARAM), true]
     : fieldValue(h, PREVIEW_TOKEN_HEADER) ? [fieldValue(h, PREVIEW_RELEASE_HEADER), fieldValue(h, PREVIEW_TOKEN_HEADER)]
     : [c.slice(0, k), c.slice(k + 1)];
+  // [previews]
+  // On a preview host the host names the preview; a viewer cannot ask for another one there.
+  const named = hostPreview(request);
+  if (named) ask[0] = PREVIEW_NAME_MARK + named;
+  if (ask[0][0] === PREVIEW_NAME_MARK) return namedPreview(ask, named);
+  // [/previews]
   if (!ask[1] || !validId(ask[0])) return null;
-  let secret = '';
-  try {
-    secret = await kvs.get(PREVIEW_TOKEN_KEY);
-  } catch (e) {
-    // No token was ever created: nothing can be previewed.
-  }
+  // Awaited on its own line: the runtime takes no `await` inside call arguments.
+  const secret = await previewSecret();
   return sameToken(ask[1], secret) ? ask : null;
 }
 
@@ -296,6 +360,9 @@ async function handler(event) {
   if (typeof ruled !== 'string') return ruled;
   // [/rules]
   const preview = await previewOf(request);
+  // [previews]
+  if (preview && preview.statusCode) return preview;
+  // [/previews]
   if (preview && preview[2]) return previewRedirect(request, preview);
   // [rules]
   // Rewritten only now, so a preview redirect keeps the address the viewer asked for.
@@ -303,6 +370,14 @@ async function handler(event) {
   // [/rules]
   let release = preview ? preview[0] : null;
   let state = null;
+  // [previews]
+  // A named preview is routed by its own state as production is by `routing`: its pages get its
+  // release, and the assets they ask for follow their pin (skew protection).
+  if (preview && preview[3]) {
+    state = preview[3];
+    release = chooseRelease(event, state, mapPath(request.uri).slice(-5) === '.html');
+  }
+  // [/previews]
   if (!release) {
     try {
       // The one KVS read of the common path.
@@ -319,8 +394,9 @@ async function handler(event) {
   delete request.headers[FOLDER_HEADER];
   delete request.headers[RELEASE_RULES_HEADER];
   let served = [request.uri];
-  // The second read, only for a release with rules (a preview's state is not read: try its key).
-  if (preview || (Array.isArray(state.rules) && state.rules.indexOf(release) >= 0)) {
+  // One more read, only for a release its state marks as having rules (a release preview has no
+  // state read: try its key).
+  if (state ? Array.isArray(state.rules) && state.rules.indexOf(release) >= 0 : preview) {
     let rules = null;
     try {
       rules = await kvs.get(RULES_KEY_PREFIX + release, { format: 'json' });
@@ -335,5 +411,8 @@ async function handler(event) {
   request.uri = '/' + RELEASES_PREFIX + release + path;
   // Tells the viewer-response function the release, whichever URI CloudFront passes it.
   request.headers[RELEASE_HEADER] = { value: release };
+  // [previews]
+  if (preview) request.headers[PREVIEW_MARK_HEADER] = { value: '1' };
+  // [/previews]
   return request;
 }

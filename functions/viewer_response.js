@@ -14,6 +14,9 @@ const COHORT_COOKIE = '__cohort';
 const COHORTS = 10000;
 // `hosting-toolkit check` sends this header to learn which URI this function sees.
 const CHECK_HEADER = 'x-hosting-check';
+// The router's mark of a preview request; preview responses are never indexed.
+const PREVIEW_MARK_HEADER = 'x-hosting-preview';
+const ROBOTS_HEADER = 'x-robots-tag';
 const COOKIE_ATTRIBUTES = 'Path=/; Secure; SameSite=Lax; Max-Age=3600';
 const COHORT_COOKIE_ATTRIBUTES = 'Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=';
 // The router's tag of a static folder asked for without its slash, and the metadata the release
@@ -141,6 +144,7 @@ function handler(event) {
   const release = releaseOf(event);
   delete response.headers[RELEASE_METADATA_HEADER];
   response.headers[RELEASE_HEADER] = { value: release || 'none' };
+  if (event.request.headers[PREVIEW_MARK_HEADER]) response.headers[ROBOTS_HEADER] = { value: 'noindex' };
   if (event.request.headers[CHECK_HEADER]) {
     response.headers[CHECK_HEADER] = { value: event.request.uri + (event.request.headers[RELEASE_HEADER] ? ' tagged' : '') };
   }

@@ -72,7 +72,8 @@ class HostingStack(cdk.Stack):
             ),
         )
         self.router = ReleaseRouter(self, "Router", config=config)
-        domain = config.domain
+        # The site's names, and the previews' wildcard name with a preview domain.
+        domain = config.served_domain
         if certificate is not None and not domain.enabled:
             raise ValueError("HostingStack: a certificate needs the domain names of [domain] to serve")
         if domain.enabled and certificate is None:
@@ -206,7 +207,7 @@ def build_stacks(app: cdk.App, config: HostingConfig, *, env: cdk.Environment | 
             str(config.path) if config.path else None,
         )
     account = env.account if env is not None else None
-    certificates = CertificateStack(app, certificate_stack_id, domain=config.domain, account=account)
+    certificates = CertificateStack(app, certificate_stack_id, domain=config.served_domain, account=account)
     return HostingStack(
         app,
         config.stack_name,

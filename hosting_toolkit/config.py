@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -382,6 +382,29 @@ class ErrorsConfig:
 
 
 @dataclass(frozen=True)
+class PreviewsConfig:
+    """Branch and pull-request previews: each gets its own live URL, built by a preview pipeline.
+
+    enabled: true as soon as the ``[previews]`` table is present (default false: no previews).
+    branches: glob patterns of the branches whose pushes get a preview; a pattern starting with
+      ``!`` excludes (default ``["*"]``: every branch but the production one).
+    pull_requests: every open pull request gets a preview, removed when it is closed or merged
+      (default true).
+    domain: the previews' parent domain: ``pr-42.<domain>`` (wildcard certificate and DNS record in
+      the stack) (default none: previews open by a link on the site's own address).
+    retention_days: ``prune`` removes previews that have not moved for this long (default 30).
+    public: previews open without the preview token (default false: token-protected).
+    """
+
+    enabled: bool = False
+    branches: tuple[str, ...] = ("*",)
+    pull_requests: bool = True
+    domain: str = ""
+    retention_days: int = 30
+    public: bool = False
+
+
+@dataclass(frozen=True)
 class HostingConfig:
     """The whole validated configuration."""
 
@@ -397,12 +420,21 @@ class HostingConfig:
     waf: WafConfig = field(default_factory=WafConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     errors: ErrorsConfig = field(default_factory=ErrorsConfig)
+    previews: PreviewsConfig = field(default_factory=PreviewsConfig)
     path: Path | None = None
 
     @property
     def stack_name(self) -> str:
         """CloudFormation stack name for this site."""
         return f"hosting-{self.site.name}"
+
+    @property
+    def served_domain(self) -> DomainConfig:
+        """``domain`` with the previews' wildcard name (``*.<previews.domain>``) after the site's names:
+        what the certificate, the distribution and the DNS records cover."""
+        if not (self.previews.enabled and self.previews.domain and self.domain.names):
+            return self.domain
+        return replace(self.domain, names=(*self.domain.names, f"*.{self.previews.domain}"))
 
 
 _SECTIONS: dict[str, type] = {
@@ -417,6 +449,7 @@ _SECTIONS: dict[str, type] = {
     "waf": WafConfig,
     "rules": RulesConfig,
     "errors": ErrorsConfig,
+    "previews": PreviewsConfig,
 }
 
 
@@ -590,6 +623,7 @@ _CONVERT: dict[tuple[str, str], Callable[[list[str], Any], Any]] = {
     ("rollout", "notify"): _as_tuple,
     ("build", "node_version"): _node_version,
     ("domain", "names"): _as_tuple,
+    ("previews", "branches"): _as_tuple,
     ("rules", "redirects"): redirect_rules,
     ("rules", "rewrites"): rewrite_rules,
     ("rules", "headers"): header_rules,
@@ -856,6 +890,62 @@ def _validate_errors(problems: list[str], e: ErrorsConfig) -> None:
         problems.append(f"errors.spa_status: {e.spa_status!r} is not supported; use 404 or 200")
 
 
+_BRANCH_PATTERN_RE = re.compile(r"^!?[A-Za-z0-9._/*?\[\]-]{1,255}$")
+#: CodePipeline takes at most this many branch patterns in one trigger filter.
+MAX_BRANCH_PATTERNS = 8
+
+
+def _validate_previews(problems: list[str], p: PreviewsConfig, config: HostingConfig) -> None:
+    for key in ("enabled", "pull_requests", "public"):
+        if not isinstance(getattr(p, key), bool):
+            problems.append(f"previews.{key}: expected true or false, got {getattr(p, key)!r}")
+    if not isinstance(p.branches, tuple) or not all(isinstance(b, str) for b in p.branches):
+        problems.append(
+            f"previews.branches: expected a list of branch patterns (e.g. ['*', '!main']), got {p.branches!r}"
+        )
+    else:
+        for i, pattern in enumerate(p.branches):
+            if not _BRANCH_PATTERN_RE.match(pattern) or ".." in pattern:
+                problems.append(
+                    f"previews.branches[{i}]: {pattern!r} is not a branch pattern (e.g. 'feature/*', '!release/*')"
+                )
+        includes = [b for b in p.branches if not b.startswith("!")]
+        if p.branches and not includes:
+            problems.append("previews.branches: only excludes; add the branches to preview (e.g. '*')")
+        if len(includes) > MAX_BRANCH_PATTERNS or len(p.branches) - len(includes) > MAX_BRANCH_PATTERNS:
+            problems.append(
+                f"previews.branches: CodePipeline takes at most {MAX_BRANCH_PATTERNS} includes and excludes"
+            )
+    _check_int(problems, "previews.retention_days", p.retention_days, 1, 3650)
+    if p.domain and _check_hostname(problems, "previews.domain", p.domain):
+        d = config.domain
+        if p.domain in d.all_names:
+            problems.append(f"previews.domain: {p.domain!r} is one of domain.names; use a name of its own")
+        if d.hosted_zone_name and p.domain != d.hosted_zone_name and not p.domain.endswith(f".{d.hosted_zone_name}"):
+            problems.append(f"previews.domain: {p.domain!r} is not in the hosted zone {d.hosted_zone_name!r}")
+        if not d.names:
+            problems.append(
+                "previews.domain: needs domain.names; the distribution answers on its own names and the previews'"
+            )
+        elif 1 + len(d.all_names) > MAX_DOMAIN_NAMES:
+            problems.append(
+                f"previews.domain: the wildcard name is one too many for a certificate ({MAX_DOMAIN_NAMES})"
+            )
+    if not p.enabled:
+        return
+    source = config.source
+    if isinstance(source, CodeCommitSource):
+        problems.append(
+            "previews: CodeCommit sources cannot trigger on other branches or pull requests (CodePipeline triggers "
+            "with branch and pull-request filters exist only for CodeConnections sources); use a 'codeconnections' "
+            "source, or remove [previews]"
+        )
+    elif isinstance(source, ZipSource):
+        problems.append(
+            "previews: a 'zip' source has no branches or pull requests; use a git source, or remove [previews]"
+        )
+
+
 #: Sections that are typed alternatives, parsed by their own function.
 _ALTERNATIVES: dict[str, Callable[[list[str], dict[str, Any]], Any]] = {"source": _parse_source}
 
@@ -876,7 +966,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> HostingConfi
             continue
         cls = _SECTIONS[name]
         known = [f.name for f in fields(cls)]
-        kwargs = {}
+        # Writing the [previews] table turns previews on; ``enabled = false`` keeps it written but off.
+        kwargs: dict[str, Any] = {"enabled": True} if name == "previews" else {}
         for key, item in value.items():
             if key not in known:
                 problems.append(f"{name}.{key}: unknown key{suggest(key, known)}")
@@ -896,6 +987,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> HostingConfi
     _validate_logs(problems, config.logs)
     _validate_waf(problems, config.waf)
     _validate_errors(problems, config.errors)
+    _validate_previews(problems, config.previews, config)
     if problems:
         raise ConfigError(problems, str(path) if path else None)
     return config

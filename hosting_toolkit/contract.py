@@ -7,6 +7,8 @@ coincidence.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass, field
@@ -67,6 +69,22 @@ PREVIEW_COOKIE_ATTRIBUTES = f"Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={P
 #: Request headers asking for a preview, for tools (``verify``, scripts).
 PREVIEW_RELEASE_HEADER = "x-preview-release"
 PREVIEW_TOKEN_HEADER = "x-preview-token"
+#: KVS key prefix of named previews: ``preview:<name>`` holds a ``PreviewState``; read only by
+#: preview requests (a preview host, or the preview parameter or cookie ``~<name>``).
+PREVIEW_KEY_PREFIX = "preview:"
+#: Marks a preview name, not a release id, in the preview parameter and cookie: ``__preview=~pr-42``.
+PREVIEW_NAME_MARK = "~"
+#: Request header the router sets on every preview request; the viewer-response function answers
+#: it with ``ROBOTS_HEADER: noindex`` so no preview is indexed.
+PREVIEW_MARK_HEADER = "x-hosting-preview"
+ROBOTS_HEADER = "x-robots-tag"
+#: Where the local edge serves previews: ``NAME.localhost`` (browsers resolve it to loopback).
+LOCAL_PREVIEW_DOMAIN = "localhost"
+#: A preview name is a DNS label and a valid release id: a-z 0-9 and ``-``, at most this long.
+PREVIEW_NAME_MAX = 40
+#: CloudFront KeyValueStore limits: the whole store (keys and values) and one key.
+KVS_STORE_LIMIT = 5 * 1024 * 1024
+KVS_KEY_LIMIT = 512
 #: Release ids: lowercase, start with a letter or digit, at most 40 characters.
 RELEASE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,39}$"
 #: A CloudFront KeyValueStore value is at most 1 KB.
@@ -90,6 +108,18 @@ def release_prefix(release_id: str) -> str:
 def rules_key(release_id: str) -> str:
     """KVS key of one release's compiled rules."""
     return f"{RULES_KEY_PREFIX}{release_id}"
+
+
+def preview_key(name: str) -> str:
+    """KVS key of the preview ``name``."""
+    return f"{PREVIEW_KEY_PREFIX}{name}"
+
+
+def signed_preview_token(name: str, secret: str, expires: int) -> str:
+    """A signed link's token for the preview ``name``, valid until ``expires`` (unix seconds):
+    ``<expires>-<hex HMAC-SHA256 of "<name>.<expires>" keyed by the preview token>``."""
+    digest = hmac.new(secret.encode(), f"{name}.{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}-{digest}"
 
 
 def error_responses(not_found_status: int) -> dict[int, tuple[str, int]]:
@@ -156,6 +186,55 @@ class RoutingState:
         )
 
 
+@dataclass(frozen=True)
+class PreviewState:
+    """What a ``preview:<name>`` key holds: the release it serves, and what the router needs besides.
+
+    ``live`` serves the preview's pages (the router reads it as it reads the routing state's, so a
+    preview is routed by the same code); ``pins`` are the preview's earlier releases its open pages
+    may still load assets from (skew protection); ``ref`` is what it previews (``pr:42``,
+    ``branch:feature/x``); ``at`` is when it last moved (ISO 8601, UTC); ``rules`` marks the releases
+    with per-release rules, so the router reads a rules key only for them.
+    """
+
+    live: str
+    pins: tuple[str, ...] = ()
+    ref: str = ""
+    at: str = ""
+    #: Which of ``live`` and ``pins`` have per-release rules (a ``rules:<id>`` key), as in ``RoutingState``.
+    rules: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        """Compact JSON as stored; the oldest pins are dropped to stay within the 1 KB value limit."""
+        pins = list(self.pins)
+        while True:
+            data: dict[str, object] = {"live": self.live, "pins": pins, "ref": self.ref, "at": self.at}
+            marked = [r for r in self.rules if r == self.live or r in pins]
+            if marked:
+                data["rules"] = marked
+            text = json.dumps(data, separators=(",", ":"))
+            if len(text.encode()) <= KVS_VALUE_LIMIT:
+                return text
+            if not pins:
+                raise ValueError(
+                    f"preview state is {len(text.encode())} bytes, over the KVS limit of {KVS_VALUE_LIMIT}"
+                )
+            pins.pop()
+
+    @classmethod
+    def from_json(cls, text: str) -> PreviewState:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("live"), str):
+            raise ValueError("preview state must be a JSON object with a 'live' release")
+        return cls(
+            live=data["live"],
+            pins=tuple(str(p) for p in data.get("pins") or ()),
+            ref=str(data.get("ref") or ""),
+            at=str(data.get("at") or ""),
+            rules=tuple(str(r) for r in data.get("rules") or ()),
+        )
+
+
 #: CloudFormation output keys of the hosting stack that the CLI reads to find its target.
 OUTPUT_SITE_URL = "SiteUrl"
 OUTPUT_DISTRIBUTION_ID = "DistributionId"
@@ -166,6 +245,8 @@ OUTPUT_KVS_ARN = "KeyValueStoreArn"
 OUTPUT_PIPELINE_NAME = "PipelineName"
 OUTPUT_CONNECTION_ARN = "ConnectionArn"
 OUTPUT_UPLOAD_LOCATION = "UploadLocation"
+#: The production pipeline's source action: ``promote-preview`` starts the pipeline on a preview's commit.
+SOURCE_ACTION_NAME = "Checkout"
 #: The pipeline's rollout state machine: ``rollout stop`` stops its running execution.
 OUTPUT_ROLLOUT_STATE_MACHINE_ARN = "RolloutStateMachineArn"
 #: The router function's name: ``function test --remote`` stages the current code under it and tests it.

@@ -14,7 +14,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from hosting_toolkit import __version__
-from hosting_toolkit.cli import functions, project, rollout, rollouts
+from hosting_toolkit.cli import functions, previews, project, rollout, rollouts
 from hosting_toolkit.cli.check import check
 from hosting_toolkit.cli.output import emit_json, emit_line, err, render_table
 from hosting_toolkit.cli.session import Session, session_of
@@ -97,12 +97,20 @@ def main_options(
             help="Site address: shown after a release, requested by verify and previews.",
         ),
     ] = None,
+    preview_build: Annotated[
+        bool,
+        typer.Option(
+            "--preview-build",
+            envvar="HOSTING_TOOLKIT_PREVIEW",
+            help="Run as a preview build: write preview keys only, never the production routing state.",
+        ),
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Versioned, atomic releases of a static site on CloudFront, S3 and a KeyValueStore."""
-    ctx.obj = Session(config, local, bucket, kvs_arn, site_url)
+    ctx.obj = Session(config, local, bucket, kvs_arn, site_url, preview_only=preview_build)
 
 
 def _state_json(state: RoutingState) -> dict[str, Any]:
@@ -401,6 +409,8 @@ app.command()(project.destroy)
 app.command()(rollouts.history)
 app.add_typer(functions.app, name="function")
 app.add_typer(rollouts.app, name="rollout")
+app.add_typer(previews.app, name="previews")
+app.command(name="promote-preview")(previews.promote_preview)
 app.command()(check)
 
 

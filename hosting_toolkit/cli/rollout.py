@@ -32,16 +32,38 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON."
 def preview(
     ctx: typer.Context,
     release_id: Annotated[
-        str | None, typer.Argument(metavar="[ID]", help="A complete release.", show_default=False)
+        str | None,
+        typer.Argument(
+            metavar="[ID | open]", help="A complete release, or 'open' and a preview's name.", show_default=False
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Argument(metavar="[NAME]", help="With 'open': the preview to open.", show_default=False)
     ] = None,
     rotate: Annotated[
         bool, typer.Option("--rotate", help="Replace the preview token: every earlier link and cookie stops working.")
     ] = False,
     base_url: BaseUrl = None,
+    expires: Annotated[
+        int | None,
+        typer.Option(
+            "--expires", metavar="MINUTES", help="preview open: a signed link that stops working after MINUTES."
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Print a link that shows a complete release on the site's own address to holders of the preview token."""
+    """Print a link that shows a complete release on the site's own address to holders of the preview token
+    (preview open NAME: a link to a branch or pull-request preview)."""
     session = session_of(ctx)
+    if release_id == "open" and name is not None:
+        from hosting_toolkit.cli.previews import open_link
+
+        open_link(session, name, as_json, expires_minutes=expires)
+        return
+    if expires is not None:
+        raise InvalidInputError("--expires signs a preview's link: preview open NAME --expires MINUTES")
+    if name is not None:
+        raise InvalidInputError("give one release to preview (preview ID), or a preview to open (preview open NAME)")
     engine = session.engine(progress=False)
     if release_id is None:
         if not rotate:

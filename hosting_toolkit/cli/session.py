@@ -27,6 +27,8 @@ class Session:
     bucket: str | None
     kvs_arn: str | None = None
     site_url: str | None = None
+    #: A preview build: the engine may write ``preview:`` keys only, never the routing state.
+    preview_only: bool = False
     _config: HostingConfig | None = None
     _target: Target | None = None
 
@@ -55,7 +57,12 @@ class Session:
 
     def engine(self, *, progress: bool = True) -> ReleaseEngine:
         target = self.target
-        return ReleaseEngine(target.store, target.kvs, self.config, progress=BarProgress() if progress else None)
+        kvs = target.kvs
+        if self.preview_only:
+            from hosting_toolkit.release.previews import PreviewKeys
+
+            kvs = PreviewKeys(kvs)
+        return ReleaseEngine(target.store, kvs, self.config, progress=BarProgress() if progress else None)
 
 
 def session_of(ctx: typer.Context) -> Session:

@@ -25,20 +25,25 @@ VIEWER_RESPONSE_FILE = FUNCTIONS_DIR / "viewer_response.js"
 
 #: Deployed size budget of the router; CloudFront's hard limit is 10 KB. It holds the code applying
 #: a release's own ``_redirects``/``_headers`` (about 2.7 KB, deployed to every site since any release
-#: may bring rules; about 8.6 KB in all today); the rules themselves live in the KVS, so the size does
-#: not grow with them.
-ROUTER_SIZE_BUDGET = 9216
+#: may bring rules; about 7.9 KB in all today, squeezed); the rules themselves live in the KVS, so the
+#: size does not grow with them.
+ROUTER_SIZE_BUDGET = 8192
 #: The router's budget with site-wide ``[rules]`` or a www redirect (their code and the compiled
 #: rules), 128 bytes under CloudFront's limit; a site needing more rules ships them in its releases.
 ROUTER_RULES_SIZE_BUDGET = 10112
 #: Deployed size budget of the viewer-response function (the release tag, pins, cohorts, folder
-#: redirects and the check header; about 3.2 KB today).
+#: redirects, the check header and the preview mark; about 3.6 KB today, squeezed).
 VIEWER_RESPONSE_SIZE_BUDGET = 4096
 #: The viewer-response function's budget with ``[[rules.headers]]`` (their values are in its code).
 VIEWER_RESPONSE_RULES_SIZE_BUDGET = 9216
+#: What the ``[previews]`` code (preview hosts, named previews, signed links; about 1.7 KB squeezed)
+#: may add to the router's budget, which stays under CloudFront's limit.
+ROUTER_PREVIEWS_ALLOWANCE = 1792
 CLOUDFRONT_FUNCTION_LIMIT = 10 * 1024
 #: The block of each function file holding the code that applies ``[rules]``.
 RULES_BLOCK = "rules"
+#: The router's block holding the code of named previews, deployed only with ``[previews]``.
+PREVIEWS_BLOCK = "previews"
 _BLOCK_MARK = re.compile(r"^// \[(/?)([a-z-]+)\]$")
 
 
@@ -52,11 +57,16 @@ def site_settings(config: HostingConfig) -> dict[str, object]:
     }
 
 
-def router_settings(config: HostingConfig) -> dict[str, object]:
-    """The router's ``SITE``: the shared settings, and the compiled rules when the site has any."""
+def router_settings(config: HostingConfig, *, preview_domain: str | None = None) -> dict[str, object]:
+    """The router's ``SITE``: the shared settings, the compiled rules when the site has any, and the
+    previews' domain and openness with ``[previews]`` (``preview_domain`` overrides the domain: the
+    local edge serves previews at ``NAME.localhost``)."""
     settings = site_settings(config)
     if _router_has_rules(config):
         settings["rules"] = router_rules(config.rules, config.domain.redirect)
+    if config.previews.enabled:
+        domain = config.previews.domain if preview_domain is None else preview_domain
+        settings["previews"] = {"domain": domain, "public": config.previews.public}
     return settings
 
 
@@ -91,13 +101,62 @@ def _lines(source: Path, blocks: Collection[str]) -> list[str]:
     return kept
 
 
+_IDENTIFIER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+
+
+def squeeze(line: str) -> str:
+    """``line`` without a trailing comment and without the spaces JavaScript does not need.
+
+    A space stays only between two identifier characters (``return x``, ``typeof a``) and between
+    two equal signs of ``+``/``-`` (``a + +b``); string literals are kept as they are. The functions
+    hold no regular expression literals (no regex ever runs on viewer input), so a ``/`` outside a
+    string is division or a comment.
+    """
+    out: list[str] = []
+    quote = ""
+    i, n = 0, len(line)
+    while i < n:
+        char = line[i]
+        if quote:
+            out.append(char)
+            if char == "\\" and i + 1 < n:
+                out.append(line[i + 1])
+                i += 2
+                continue
+            if char == quote:
+                quote = ""
+            i += 1
+        elif char in "'\"`":
+            quote = char
+            out.append(char)
+            i += 1
+        elif char == "/" and line[i + 1 : i + 2] == "/":
+            break
+        elif char == " ":
+            j = i
+            while j < n and line[j] == " ":
+                j += 1
+            before, after = (out[-1] if out else ""), line[j : j + 1]
+            keep = before in _IDENTIFIER_CHARS and after in _IDENTIFIER_CHARS
+            if before and after and (keep or (before == after and before in "+-")):
+                out.append(" ")
+            i = j
+        else:
+            out.append(char)
+            i += 1
+    if quote:
+        raise ValueError(f"unterminated string literal in {line!r}")
+    return "".join(out).rstrip()
+
+
 def render(source: Path, settings: dict[str, object] | None = None, *, blocks: Collection[str] = ()) -> str:
     """Deployed code of one function file, with ``settings`` (when given) declared as ``SITE``.
 
-    Lines are stripped one by one, so a function must not hold multi-line template literals.
+    Lines are stripped and squeezed (``squeeze``) one by one, so a function must not hold multi-line
+    template literals.
     Blocks (``// [name]`` ... ``// [/name]``, not nested) are kept only when named in ``blocks``.
     """
-    body = _lines(source, blocks)
+    body = [line if line.startswith("import ") else squeeze(line) for line in _lines(source, blocks)]
     imports = 0
     while imports < len(body) and body[imports].startswith("import "):
         imports += 1
@@ -121,13 +180,21 @@ def _within_budget(config: HostingConfig, name: str, code: str, budget: int, rul
     return code
 
 
-def render_router(config: HostingConfig) -> str:
+def render_router(config: HostingConfig, *, preview_domain: str | None = None) -> str:
     """Deployed code of the viewer-request router; raises ``ConfigError`` over its size budget."""
+    previews = config.previews.enabled
+    extra = ROUTER_PREVIEWS_ALLOWANCE if previews else 0
+    with_previews = " with previews" if previews else ""
+    blocks = (PREVIEWS_BLOCK,) if previews else ()
+    settings = router_settings(config, preview_domain=preview_domain)
     if not _router_has_rules(config):
-        return _within_budget(config, "router", render(ROUTER_FILE, site_settings(config)), ROUTER_SIZE_BUDGET, "")
-    code = render(ROUTER_FILE, router_settings(config), blocks=(RULES_BLOCK,))
+        code = render(ROUTER_FILE, settings, blocks=blocks)
+        budget = min(ROUTER_SIZE_BUDGET + extra, CLOUDFRONT_FUNCTION_LIMIT)
+        return _within_budget(config, "router", code, budget, with_previews)
+    code = render(ROUTER_FILE, settings, blocks=(RULES_BLOCK, *blocks))
     www = " and the www redirect" if config.domain.redirect else ""
-    return _within_budget(config, "router", code, ROUTER_RULES_SIZE_BUDGET, f" with {config.rules.count} rules{www}")
+    budget = min(ROUTER_RULES_SIZE_BUDGET + extra, CLOUDFRONT_FUNCTION_LIMIT)
+    return _within_budget(config, "router", code, budget, f" with {config.rules.count} rules{www}{with_previews}")
 
 
 def render_viewer_response(config: HostingConfig) -> str:

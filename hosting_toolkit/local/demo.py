@@ -8,16 +8,23 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hosting_toolkit.config import HostingConfig
-from hosting_toolkit.contract import PREVIEW_RELEASE_HEADER, PREVIEW_TOKEN_HEADER
+from hosting_toolkit.contract import (
+    LOCAL_PREVIEW_DOMAIN,
+    PREVIEW_COOKIE,
+    PREVIEW_NAME_MARK,
+    PREVIEW_RELEASE_HEADER,
+    PREVIEW_TOKEN_HEADER,
+)
 from hosting_toolkit.edge.sandbox import FunctionSandbox
 from hosting_toolkit.local.edge import LocalEdge
 from hosting_toolkit.local.server import serving
 from hosting_toolkit.release.engine import Progress, ReleaseEngine
 from hosting_toolkit.release.preview import preview_path, preview_token
+from hosting_toolkit.release.previews import branch_preview_name, preview_link, stage_preview
 from hosting_toolkit.target import Target, local_target
 
 _PAGE = """<!doctype html>
@@ -46,9 +53,16 @@ _VERSIONS = {
         "js_hash": "9b2d7c41",
         "css_hash": "7d3e2a10",
     },
+    "feature": {
+        "text": "A branch's preview: its own address, next to production, which it never touches.",
+        "js_hash": "be11a7e5",
+        "css_hash": "7d3e2a10",
+    },
 }
 #: The rule the fourth release ships in its build, in Netlify's format.
 DEMO_REDIRECTS = "/launch  /  302\n"
+#: The branch whose preview the demo shows next to production.
+DEMO_BRANCH = "feature/new-look"
 #: Viewers the demo's canary step simulates, each without cookies (a new cohort each).
 CANARY_VIEWERS = 1000
 CANARY_PERCENT = 20
@@ -114,6 +128,8 @@ def run_demo(
 
     ``wait`` is called with the site URL while the server still runs, so a person can look.
     """
+    # The demo shows a branch preview, so its router has the previews' code whatever the configuration says.
+    config = replace(config, previews=replace(config.previews, enabled=True))
     target_dir = root / "target"
     if target_dir.exists():
         shutil.rmtree(target_dir)
@@ -177,6 +193,16 @@ def run_demo(
                 f"   rolled back to {change.after.live}: GET /launch -> {status_of(url + 'launch')[0]}; "
                 "the redirect left with its release"
             )
+            branch = engine.create(
+                write_example_site(root / "build-feature", "feature"), message=f"push to {DEMO_BRANCH}", activate=False
+            )
+            name = branch_preview_name(DEMO_BRANCH)
+            stage_preview(engine, name, branch.id, f"branch:{DEMO_BRANCH}")
+            host = f"{name}.{LOCAL_PREVIEW_DOMAIN}:{url.rstrip('/').rsplit(':', 1)[-1]}"
+            previewed = fetch(url, {"Host": host, "Cookie": f"{PREVIEW_COOKIE}={PREVIEW_NAME_MARK}{name}.{token}"})
+            link = preview_link(name, domain=LOCAL_PREVIEW_DOMAIN, base_url=url, token=token)
+            say(f"11. a push to {DEMO_BRANCH} staged {branch.id} as the preview {name}, one write of its own key")
+            say(f"   {link} -> x-release: {previewed.release}; production at {url} -> x-release: {fetch(url).release}")
             if wait is not None:
                 wait(url)
     return [first.id, second.id, third.id, fourth.id]

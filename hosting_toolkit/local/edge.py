@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from hosting_toolkit.config import HeadersConfig, HostingConfig
-from hosting_toolkit.contract import RELEASE_HEADER, RELEASE_METADATA_KEY, error_responses
+from hosting_toolkit.contract import LOCAL_PREVIEW_DOMAIN, RELEASE_HEADER, RELEASE_METADATA_KEY, error_responses
 from hosting_toolkit.edge.code import render_router, render_viewer_response
 from hosting_toolkit.edge.events import (
     http_response,
@@ -113,7 +113,8 @@ class LocalEdge:
         self.request_ids = request_ids
         self._policy_headers = security_headers(config.headers)
         self._error_responses = error_responses(config.errors.not_found_status(config.site.mode))
-        sandbox.load(ROUTER, render_router(config))
+        self._preview_domain = config.previews.domain or LOCAL_PREVIEW_DOMAIN
+        sandbox.load(ROUTER, render_router(config, preview_domain=self._preview_domain))
         sandbox.load(VIEWER_RESPONSE, render_viewer_response(config))
 
     def handle(
@@ -123,6 +124,8 @@ class LocalEdge:
         started = time.perf_counter()
         items, _ = self.kvs.snapshot()
         request_id = self.request_ids()
+        if self.config.previews.enabled:
+            headers = [(k, self._viewer_host(v) if k.lower() == "host" else v) for k, v in headers]
         event = viewer_request_event(method, target, headers, client_ip, request_id=request_id)
         routed = self.sandbox.invoke(ROUTER, event, items)
         if not routed.ok or routed.result is None:
@@ -165,6 +168,13 @@ class LocalEdge:
         final = http_response(finished.result)
         release = next((v for k, v in final.headers if k.lower() == RELEASE_HEADER), None)
         return self._finish(final.status, final.reason, final.headers, body, release, routed.kvs_reads, started, method)
+
+    def _viewer_host(self, host: str) -> str:
+        """The Host CloudFront would see: ``NAME.localhost[:port]`` is the preview host ``NAME.<domain>``."""
+        name = host.rsplit(":", 1)[0] if host.rsplit(":", 1)[-1].isdigit() else host
+        if name.lower().endswith(f".{LOCAL_PREVIEW_DOMAIN}"):
+            return name[: -len(LOCAL_PREVIEW_DOMAIN)] + self._preview_domain
+        return host
 
     def _origin(self, method: str, request: dict[str, Any], viewer_headers: list[tuple[str, str]]) -> _Answer:
         """What S3 answers through Origin Access Control with read and list access."""

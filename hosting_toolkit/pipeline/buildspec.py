@@ -46,6 +46,15 @@ ENV_COMMIT = "HOSTING_TOOLKIT_COMMIT"
 ENV_REVISION = "HOSTING_TOOLKIT_REVISION"
 ENV_MESSAGE = "HOSTING_TOOLKIT_MESSAGE"
 
+#: Set on the preview pipeline's build: the same buildspec stages the release and moves its preview
+#: (``previews build``), with the engine kept to ``preview:`` keys (``--preview-build``).
+ENV_PREVIEW = "HOSTING_TOOLKIT_PREVIEW"
+#: The branch the preview build checked out, and the preview pipeline's execution (its trigger tells
+#: a pull request's number and whether it was closed); CodeBuild names the pipeline that started it
+#: in ``CODEBUILD_INITIATOR`` (``codepipeline/<name>``).
+ENV_BRANCH = "HOSTING_TOOLKIT_BRANCH"
+ENV_EXECUTION = "HOSTING_TOOLKIT_EXECUTION"
+
 ENTER_APP_ROOT = f'cd "$CODEBUILD_SRC_DIR/${ENV_APP_ROOT}"'
 
 #: Writes the configuration the stack was synthesized with where ``--config`` (by its variable) reads it.
@@ -69,14 +78,21 @@ ENV_REASON = "HOSTING_TOOLKIT_REASON"
 #: What a ``shift`` did, exported to the state machine: ``shifted``, ``live``, ``unchanged`` or ``stopped``.
 ENV_OUTCOME = "HOSTING_TOOLKIT_OUTCOME"
 
-#: The post-build step. It stages the build output as a release, only if the build succeeded, and
+#: The post-build step. In the preview pipeline's build (``ENV_PREVIEW``) it is ``previews build``:
+#: stage the release and move its preview, or remove a closed pull request's preview, even after a
+#: failed build. Otherwise it stages the build output as a release, only if the build succeeded, and
 #: switches no traffic: the pipeline verifies the release, may wait for an approval, and the rollout
 #: state machine moves viewers to it. A git commit gives the release id (its first 12 characters)
 #: and the revision; a ZIP upload gives no id, so the engine derives it from the content. A commit
 #: built before whose build is not byte-for-byte reproducible conflicts with its earlier release
 #: (exit code 4): that earlier release is the one rolled out again.
 RELEASE_COMMAND = f"""\
-if [ "${{CODEBUILD_BUILD_SUCCEEDING:-1}}" != 1 ]; then
+if [ -n "${{{ENV_PREVIEW}:-}}" ]; then
+  failed=""; [ "${{CODEBUILD_BUILD_SUCCEEDING:-1}}" = 1 ] || failed=--build-failed
+  "${ENV_HOME}/bin/hosting-toolkit" previews build "$CODEBUILD_SRC_DIR/${ENV_APP_ROOT}/${ENV_OUTPUT_DIR}" \
+    --branch "${ENV_BRANCH}" --commit "${ENV_COMMIT}" --pipeline "${{CODEBUILD_INITIATOR#codepipeline/}}" \
+    --execution "${ENV_EXECUTION}" $failed
+elif [ "${{CODEBUILD_BUILD_SUCCEEDING:-1}}" != 1 ]; then
   echo "hosting-toolkit: the build failed, so nothing is released" >&2; false
 else
   rid="${{{ENV_COMMIT}:0:12}}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -94,3 +95,45 @@ def _where(stages: list[dict[str, Any]], run_id: str) -> tuple[str, str]:
                 details = execution.get("errorDetails") or {}
                 reason = str(details.get("message") or execution.get("summary") or "failed")
     return stage, reason
+
+
+@dataclass(frozen=True)
+class PullRequestEvent:
+    """A pull request that started a preview pipeline run: its number, and whether it was closed or merged."""
+
+    number: int
+    closed: bool
+
+
+def _fields(value: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) of nested JSON objects, keys lowercased."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key).lower(), item
+            yield from _fields(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _fields(item)
+
+
+def pull_request_of(trigger: dict[str, Any]) -> PullRequestEvent | None:
+    """The pull request of a run's ``trigger`` (``GetPipelineExecution``), or ``None`` for a push.
+
+    CodePipeline passes the event of a pull-request trigger in ``triggerDetail`` as JSON; its number
+    and event are looked up by their key names (``...pullrequest...id``/``number``, ``...event``/
+    ``action``), so the shape of the provider's payload may vary.
+    """
+    detail = trigger.get("triggerDetail")
+    try:
+        data = json.loads(detail) if isinstance(detail, str) else detail
+    except ValueError:
+        return None
+    number: int | None = None
+    closed = False
+    for key, value in _fields(data):
+        if number is None and "pullrequest" in key.replace("_", "") and ("id" in key or "number" in key):
+            text = str(value).rsplit("/", 1)[-1]
+            number = int(text) if text.isdigit() else None
+        if key in ("event", "eventtype", "action", "pullrequestevent", "state", "status") and isinstance(value, str):
+            closed = closed or value.upper() in ("CLOSED", "MERGED", "DECLINED")
+    return PullRequestEvent(number, closed) if number else None

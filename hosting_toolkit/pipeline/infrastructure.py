@@ -23,13 +23,16 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct, IConstruct
 
 from hosting_toolkit.config import CodeCommitSource, CodeConnectionsSource, HostingConfig, SourceConfig, ZipSource
-from hosting_toolkit.contract import ERROR_PAGES_PREFIX, META_PREFIX, RELEASES_PREFIX
+from hosting_toolkit.contract import ERROR_PAGES_PREFIX, META_PREFIX, RELEASES_PREFIX, SOURCE_ACTION_NAME
 from hosting_toolkit.pipeline.buildspec import (
+    ENV_BRANCH,
     ENV_BUCKET,
     ENV_COMMIT,
+    ENV_EXECUTION,
     ENV_KVS_ARN,
     ENV_MESSAGE,
     ENV_PACKAGE,
+    ENV_PREVIEW,
     ENV_RELEASE_ID,
     ENV_REVISION,
     ENV_SITE_CONFIG,
@@ -84,6 +87,14 @@ KVS_ACTIONS = (
     "cloudfront-keyvaluestore:GetKey",
     "cloudfront-keyvaluestore:PutKey",
 )
+#: The preview build's KeyValueStore actions: the release engine's, and listing (the store's limits,
+#: the open previews) and deleting (a closed pull request's preview). IAM grants KeyValueStore
+#: actions per store, never per key, so these also allow writing ``routing``: the engine run with
+#: ``--preview-build`` (``HOSTING_TOOLKIT_PREVIEW``) refuses every key but ``preview:*``.
+PREVIEW_KVS_ACTIONS = (*KVS_ACTIONS, "cloudfront-keyvaluestore:ListKeys", "cloudfront-keyvaluestore:DeleteKey")
+#: Preview runs wait for each other: one preview's run never replaces another's (SUPERSEDED would)
+#: and two pushes to one branch never finish out of order (PARALLEL could).
+PREVIEW_EXECUTION_MODE = codepipeline.ExecutionMode.QUEUED
 
 
 class ReleasePipeline(Construct):
@@ -121,10 +132,14 @@ class ReleasePipeline(Construct):
     package_root: the checkout shipped to the build as the release engine (default: the one this
       module belongs to).
 
+    With ``[previews]`` (a CodeConnections source only), a second pipeline builds previews: see
+    ``_add_previews``; it has no verify, approval or rollout stage and never writes production routing.
+
     Attributes: ``pipeline``, ``project`` (the build's CodeBuild project), ``build_role``,
     ``verify_project`` and ``operate_project`` (the operator projects of the Verify stage and of the
     rollout), ``rollout`` (the ``RolloutStateMachine``), ``error_rate_alarm``, ``connection_arn`` (for
-    a CodeConnections source), ``upload_bucket`` (for a ZIP source).
+    a CodeConnections source), ``upload_bucket`` (for a ZIP source), ``preview_pipeline`` and
+    ``preview_project`` (with ``[previews]``, else ``None``).
     """
 
     def __init__(
@@ -305,6 +320,159 @@ class ReleasePipeline(Construct):
         )
         self._wire_source(source, source_action)
         self._acknowledge_findings(site_bucket)
+        self.preview_pipeline: codepipeline.Pipeline | None = None
+        self.preview_project: codebuild.PipelineProject | None = None
+        if config.previews.enabled and isinstance(source, CodeConnectionsSource):
+            self._add_previews(config, source, variables, site_bucket, release_store)
+
+    def _add_previews(
+        self,
+        config: HostingConfig,
+        source: CodeConnectionsSource,
+        variables: dict[str, codebuild.BuildEnvironmentVariable],
+        site_bucket: s3.IBucket,
+        release_store: cloudfront.IKeyValueStore,
+    ) -> None:
+        """The preview pipeline: every push to a previewed branch and every pull-request event runs the
+        production build (same buildspec, same engine) with ``HOSTING_TOOLKIT_PREVIEW`` set, which stages
+        the release and moves its preview, or removes the preview of a closed pull request. It has no
+        verify, approval or rollout stage: it can never move production."""
+        previews = config.previews
+        project = codebuild.PipelineProject(
+            self,
+            "PreviewBuild",
+            description=f"Builds previews of the '{config.site.name}' site; writes preview keys only",
+            environment=codebuild.BuildEnvironment(
+                build_image=BUILD_IMAGE, compute_type=COMPUTE_TYPES[config.build.compute]
+            ),
+            environment_variables={**variables, ENV_PREVIEW: _plain("1")},
+            build_spec=codebuild.BuildSpec.from_object_to_yaml(render_buildspec(config.build)),
+            cache=codebuild.Cache.bucket(self.cache_bucket, prefix="previews"),
+            logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.log_group)),
+            timeout=BUILD_TIMEOUT,
+            grant_report_group_permissions=False,
+        )
+        assert project.role is not None
+        self._grant_release(site_bucket, release_store, role=project.role, kvs_actions=PREVIEW_KVS_ACTIONS)
+        preview_source = codepipeline.Artifact("PreviewSource")
+        checkout = self._checkout(source, preview_source)
+        pipeline = codepipeline.Pipeline(
+            self,
+            "PreviewPipeline",
+            pipeline_type=codepipeline.PipelineType.V2,
+            execution_mode=PREVIEW_EXECUTION_MODE,
+            artifact_bucket=self.artifact_bucket,
+            use_pipeline_role_for_actions=True,
+            stages=[
+                codepipeline.StageProps(stage_name="Source", actions=[checkout]),
+                codepipeline.StageProps(
+                    stage_name="Preview",
+                    actions=[
+                        actions.CodeBuildAction(
+                            action_name="BuildAndPreview",
+                            project=project,
+                            input=preview_source,
+                            environment_variables={
+                                ENV_COMMIT: _plain(checkout.variables.commit_id),
+                                ENV_BRANCH: _plain(checkout.variables.branch_name),
+                                ENV_EXECUTION: _plain("#{codepipeline.PipelineExecutionId}"),
+                                ENV_MESSAGE: _plain(f"preview of {source.repository}"),
+                            },
+                        )
+                    ],
+                ),
+            ],
+        )
+        includes = [b for b in previews.branches if not b.startswith("!")]
+        # The production branch keeps its own pipeline, whatever the patterns say.
+        excludes = [*(b[1:] for b in previews.branches if b.startswith("!")), source.branch]
+        pipeline.add_trigger(
+            provider_type=codepipeline.ProviderType.CODE_STAR_SOURCE_CONNECTION,
+            git_configuration=codepipeline.GitConfiguration(
+                source_action=checkout,
+                push_filter=[
+                    codepipeline.GitPushFilter(
+                        branches_includes=includes,
+                        branches_excludes=excludes,
+                        file_paths_includes=list(source.include_paths) or None,
+                        file_paths_excludes=list(source.exclude_paths) or None,
+                    )
+                ]
+                if includes
+                else None,
+                pull_request_filter=[
+                    codepipeline.GitPullRequestFilter(
+                        branches_includes=["*"],
+                        events=[
+                            codepipeline.GitPullRequestEvent.OPEN,
+                            codepipeline.GitPullRequestEvent.UPDATED,
+                            codepipeline.GitPullRequestEvent.CLOSED,
+                        ],
+                    )
+                ]
+                if previews.pull_requests
+                else None,
+            ),
+        )
+        assert self.connection_arn is not None
+        pipeline.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="UseConnection", actions=["codeconnections:UseConnection"], resources=[self.connection_arn]
+            )
+        )
+        # A policy of its own: the build's default policy is part of the project, which the pipeline
+        # references, so the pipeline's ARN there would be a cycle.
+        iam.Policy(
+            self,
+            "PreviewTrigger",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadPreviewTrigger",
+                    actions=["codepipeline:GetPipelineExecution"],
+                    resources=[pipeline.pipeline_arn],
+                )
+            ],
+            roles=[project.role],
+        )
+        self.preview_project = project
+        self.preview_pipeline = pipeline
+        self._acknowledge_previews(project, pipeline, site_bucket)
+
+    def _acknowledge_previews(
+        self, project: codebuild.PipelineProject, pipeline: codepipeline.Pipeline, site_bucket: s3.IBucket
+    ) -> None:
+        artifacts = f"Resource::<{self._logical_id(self.artifact_bucket)}.Arn>/*"
+        cdk.Validations.of(project).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-CB4",
+                reason=(
+                    "The preview build's only outputs are preview releases in the site bucket (S3-managed "
+                    "encryption) and its cache in the pipeline's private, encrypted cache bucket; a customer "
+                    "managed KMS key would add a monthly fee per site without protecting anything more."
+                ),
+            )
+        )
+        assert project.role is not None
+        site = self._logical_id(site_bucket)
+        cdk.Validations.of(project.role).acknowledge(*_wildcards(self._build_reasons(project, site, artifacts)))
+        cdk.Validations.of(pipeline.role).acknowledge(
+            *_wildcards(
+                {
+                    "Action::s3:GetObject*": "CDK's grants on the shared artifact bucket: the preview pipeline reads "
+                    "the source artifacts it hands to the preview build.",
+                    "Action::s3:GetBucket*": "Comes with CDK's grants on the artifact bucket: CodePipeline checks the "
+                    "bucket's versioning and location before the preview pipeline uses it.",
+                    "Action::s3:List*": "Comes with CDK's grants on the artifact bucket, which belongs to the site's "
+                    "own pipelines alone.",
+                    "Action::s3:DeleteObject*": "Part of CDK's read-write grant on the artifact bucket, where the "
+                    "preview pipeline replaces the artifacts of its own executions.",
+                    "Action::s3:Abort*": "Part of CDK's read-write grant on the artifact bucket: the preview pipeline "
+                    "may abort a failed multipart upload of a source artifact.",
+                    artifacts: "CodePipeline names each preview execution's artifacts at run time, inside the site "
+                    "pipelines' own artifact bucket.",
+                }
+            )
+        )
 
     def _operator_props(
         self, name: str, what: str, variables: dict[str, codebuild.BuildEnvironmentVariable]
@@ -374,8 +542,15 @@ class ReleasePipeline(Construct):
         )
         return bucket
 
-    def _grant_release(self, site_bucket: s3.IBucket, release_store: cloudfront.IKeyValueStore) -> None:
-        """What the release engine needs in the build, and nothing beyond: no ``Resource: "*"``."""
+    def _grant_release(
+        self,
+        site_bucket: s3.IBucket,
+        release_store: cloudfront.IKeyValueStore,
+        *,
+        role: iam.IRole | None = None,
+        kvs_actions: tuple[str, ...] = KVS_ACTIONS,
+    ) -> None:
+        """What the release engine needs in the build (``role``: the build's), and nothing beyond: no ``Resource: "*"``."""
         releases = site_bucket.arn_for_objects(f"{RELEASES_PREFIX}*")
         records = site_bucket.arn_for_objects(f"{META_PREFIX}*")
         statements = [
@@ -400,13 +575,17 @@ class ReleasePipeline(Construct):
                 actions=["s3:DeleteObject"],
                 resources=[site_bucket.arn_for_objects(f"{PENDING_PREFIX}*")],
             ),
-            *self._engine_statements(site_bucket, release_store),
+            *self._engine_statements(site_bucket, release_store, kvs_actions=kvs_actions),
         ]
         for statement in statements:
-            self.build_role.add_to_principal_policy(statement)
+            (role or self.build_role).add_to_principal_policy(statement)
 
     def _engine_statements(
-        self, site_bucket: s3.IBucket, release_store: cloudfront.IKeyValueStore
+        self,
+        site_bucket: s3.IBucket,
+        release_store: cloudfront.IKeyValueStore,
+        *,
+        kvs_actions: tuple[str, ...] = KVS_ACTIONS,
     ) -> list[iam.PolicyStatement]:
         """What every run of the release engine needs: list releases, switch traffic, download the engine."""
         return [
@@ -417,7 +596,7 @@ class ReleasePipeline(Construct):
                 conditions={"StringLike": {"s3:prefix": [f"{RELEASES_PREFIX}*", f"{META_PREFIX}*"]}},
             ),
             iam.PolicyStatement(
-                sid="SwitchTraffic", actions=list(KVS_ACTIONS), resources=[release_store.key_value_store_arn]
+                sid="SwitchTraffic", actions=list(kvs_actions), resources=[release_store.key_value_store_arn]
             ),
             iam.PolicyStatement(
                 sid="DownloadReleaseEngine",
@@ -468,15 +647,7 @@ class ReleasePipeline(Construct):
                     provider_type=CONNECTION_PROVIDERS[source.provider],
                 )
                 self.connection_arn = connection.attr_connection_arn
-            owner, repo = source.repository.rsplit("/", 1)
-            git = actions.CodeStarConnectionsSourceAction(
-                action_name="Checkout",
-                connection_arn=self.connection_arn,
-                owner=owner,
-                repo=repo,
-                branch=source.branch,
-                output=output,
-            )
+            git = self._checkout(source, output)
             return git, {
                 ENV_COMMIT: _plain(git.variables.commit_id),
                 ENV_MESSAGE: _plain(f"push to {source.branch} of {source.repository}"),
@@ -484,7 +655,7 @@ class ReleasePipeline(Construct):
         if isinstance(source, CodeCommitSource):
             repository = codecommit.Repository.from_repository_name(self, "Repository", source.repository)
             commit = actions.CodeCommitSourceAction(
-                action_name="Checkout",
+                action_name=SOURCE_ACTION_NAME,
                 repository=repository,
                 branch=source.branch,
                 output=output,
@@ -523,6 +694,21 @@ class ReleasePipeline(Construct):
             ENV_REVISION: _plain(upload.variables.version_id),
             ENV_MESSAGE: _plain(f"upload of {source.object_key}"),
         }
+
+    def _checkout(
+        self, source: CodeConnectionsSource, output: codepipeline.Artifact
+    ) -> actions.CodeStarConnectionsSourceAction:
+        """The checkout of ``source``'s repository through the connection; a trigger may pick another branch."""
+        assert self.connection_arn is not None
+        owner, repo = source.repository.rsplit("/", 1)
+        return actions.CodeStarConnectionsSourceAction(
+            action_name=SOURCE_ACTION_NAME,
+            connection_arn=self.connection_arn,
+            owner=owner,
+            repo=repo,
+            branch=source.branch,
+            output=output,
+        )
 
     def _wire_source(self, source: SourceConfig, source_action: codepipeline.IAction) -> None:
         """What starts the pipeline: a push on the branch (within the path filters), or an upload of the key."""
@@ -579,6 +765,39 @@ class ReleasePipeline(Construct):
         resolved = cdk.Stack.of(self).resolve(value)
         return f"<{resolved['Ref']}>" if isinstance(resolved, dict) else str(resolved)
 
+    def _build_reasons(self, project: codebuild.PipelineProject, site: str, artifacts: str) -> dict[str, str]:
+        """Why each wildcard of a build role running the release engine (production or preview) is needed."""
+        stack = cdk.Stack.of(self)
+        return {
+            "Action::s3:GetObject*": "CDK's read grant: the build reads its execution's source artifact from "
+            "the pipeline's artifact bucket and restores its dependency cache from the cache bucket.",
+            "Action::s3:GetBucket*": "Comes with CDK's read grants on the pipeline's artifact and cache "
+            "buckets, which hold nothing but this pipeline's artifacts and this build's cache.",
+            "Action::s3:List*": "Comes with CDK's read grants on the artifact and cache buckets, so the build "
+            "finds the source artifact and the cache archive; the site bucket is listed only by prefix.",
+            "Action::s3:DeleteObject*": "Part of CDK's read-write grant for CodeBuild's S3 cache, in the cache "
+            "bucket only, where CodeBuild replaces the cache archive after each build.",
+            "Action::s3:Abort*": "Part of CDK's read-write grant for CodeBuild's S3 cache: CodeBuild may abort a "
+            "failed multipart upload of its cache archive, in the cache bucket only.",
+            f"Resource::<{self._logical_id(self.cache_bucket)}.Arn>/*": "CodeBuild names the cache archive "
+            "itself, so the grant covers the objects of the cache bucket, which holds only this build's cache.",
+            artifacts: "CodePipeline names each execution's source artifact at run time, so the build may read "
+            "any object of this pipeline's own artifact bucket.",
+            f"Resource::arn:{self._nag(stack.partition)}:logs:{self._nag(stack.region)}:"
+            f"{self._nag(stack.account)}:log-group:/aws/codebuild/<{self._logical_id(project)}>:*": "CDK's grant on the project's default log group: "
+            "CodeBuild names one log stream per build (the build logs to the stack's BuildLogs group).",
+            f"Resource::<{site}.Arn>/{RELEASES_PREFIX}*": "The release engine uploads each release under "
+            "releases/<id>/, with an id known only at build time; in the site bucket it writes nowhere else "
+            "but _meta/.",
+            f"Resource::<{site}.Arn>/{META_PREFIX}*": "Release records, manifests, history entries and pending "
+            "markers live under _meta/ with names made of release ids and times known only at build time.",
+            f"Resource::<{site}.Arn>/{ERROR_PAGES_PREFIX}*": "Write only: the first release stages the "
+            "built-in error pages under errors/, where CloudFront's custom error responses fetch them, while "
+            "nothing is live yet.",
+            f"Resource::<{site}.Arn>/{PENDING_PREFIX}*": "The only deletion allowed: the engine removes a "
+            "release's pending marker once the release is complete; no release file can be deleted.",
+        }
+
     def _acknowledge_findings(self, site_bucket: s3.IBucket) -> None:
         cdk.Validations.of(self.project).acknowledge(
             cdk.Acknowledgment(
@@ -590,42 +809,9 @@ class ReleasePipeline(Construct):
                 ),
             )
         )
-        stack = cdk.Stack.of(self)
         site = self._logical_id(site_bucket)
         artifacts = f"Resource::<{self._logical_id(self.artifact_bucket)}.Arn>/*"
-        cdk.Validations.of(self.build_role).acknowledge(
-            *_wildcards(
-                {
-                    "Action::s3:GetObject*": "CDK's read grant: the build reads its execution's source artifact from "
-                    "the pipeline's artifact bucket and restores its dependency cache from the cache bucket.",
-                    "Action::s3:GetBucket*": "Comes with CDK's read grants on the pipeline's artifact and cache "
-                    "buckets, which hold nothing but this pipeline's artifacts and this build's cache.",
-                    "Action::s3:List*": "Comes with CDK's read grants on the artifact and cache buckets, so the build "
-                    "finds the source artifact and the cache archive; the site bucket is listed only by prefix.",
-                    "Action::s3:DeleteObject*": "Part of CDK's read-write grant for CodeBuild's S3 cache, in the cache "
-                    "bucket only, where CodeBuild replaces the cache archive after each build.",
-                    "Action::s3:Abort*": "Part of CDK's read-write grant for CodeBuild's S3 cache: CodeBuild may abort a "
-                    "failed multipart upload of its cache archive, in the cache bucket only.",
-                    f"Resource::<{self._logical_id(self.cache_bucket)}.Arn>/*": "CodeBuild names the cache archive "
-                    "itself, so the grant covers the objects of the cache bucket, which holds only this build's cache.",
-                    artifacts: "CodePipeline names each execution's source artifact at run time, so the build may read "
-                    "any object of this pipeline's own artifact bucket.",
-                    f"Resource::arn:{self._nag(stack.partition)}:logs:{self._nag(stack.region)}:"
-                    f"{self._nag(stack.account)}:log-group:/aws/codebuild/<{self._logical_id(self.project)}>:*": "CDK's grant on the project's default log group: "
-                    "CodeBuild names one log stream per build (the build logs to the stack's BuildLogs group).",
-                    f"Resource::<{site}.Arn>/{RELEASES_PREFIX}*": "The release engine uploads each release under "
-                    "releases/<id>/, with an id known only at build time; in the site bucket it writes nowhere else "
-                    "but _meta/.",
-                    f"Resource::<{site}.Arn>/{META_PREFIX}*": "Release records, manifests, history entries and pending "
-                    "markers live under _meta/ with names made of release ids and times known only at build time.",
-                    f"Resource::<{site}.Arn>/{ERROR_PAGES_PREFIX}*": "Write only: the first release stages the "
-                    "built-in error pages under errors/, where CloudFront's custom error responses fetch them, while "
-                    "nothing is live yet.",
-                    f"Resource::<{site}.Arn>/{PENDING_PREFIX}*": "The only deletion allowed: the engine removes a "
-                    "release's pending marker once the release is complete; no release file can be deleted.",
-                }
-            )
-        )
+        cdk.Validations.of(self.build_role).acknowledge(*_wildcards(self._build_reasons(self.project, site, artifacts)))
         for project in (self.verify_project, self.operate_project):
             self._acknowledge_operator(project, site, artifacts)
         # The execution ARN prefix CDK grants DescribeExecution on, as cdk-nag writes it (ARN parts of the Ref).

@@ -812,11 +812,23 @@ class ReleaseEngine:
         keep = self.config.release.keep if keep is None else keep
         if keep < 0:
             raise InvalidInputError("--keep must be 0 or more")
+        from hosting_toolkit.release.previews import expire_previews, open_previews, preview_releases
+
+        if self.config.previews.enabled:
+            expire_previews(self, self.config.previews)
         state = self.status()
         protected = {r for r in (state.live, state.canary, *state.pins) if r}
         records = self.records()
-        kept = [r.id for r in records[:keep]]
-        doomed = [r.id for r in records[keep:] if r.id not in protected]
+        # Releases of open previews are kept; those only removed previews reached are retired, and
+        # neither counts against ``keep``, which is about production's releases.
+        previewed, retired = preview_releases(self)
+        ever_live = {e.to_release for e in self.history() if e.action in LIVE_ACTIONS}
+        preview_only = (previewed | retired) - ever_live - protected
+        protected |= previewed
+        counted = [r for r in records if r.id not in preview_only]
+        kept = [r.id for r in counted[:keep]]
+        doomed = [r.id for r in counted[keep:] if r.id not in protected]
+        doomed += [r.id for r in records if r.id in preview_only and r.id not in protected]
         removed: list[str] = []
         deleted = 0
         self.progress.begin("pruning", len(doomed))
@@ -827,8 +839,10 @@ class ReleaseEngine:
                     continue
                 self.store.delete([record_key(rid)])
                 latest = self.status()
-                if rid in {latest.live, latest.canary, *latest.pins}:
-                    # Activated while we looked: put the record back and keep the release.
+                if rid in {latest.live, latest.canary, *latest.pins} or (
+                    (previewed or retired) and rid in {r for p in open_previews(self.kvs) for r in (p.release, *p.pins)}
+                ):
+                    # Activated (or previewed) while we looked: put the record back and keep the release.
                     self.store.put_bytes(record_key(rid), record_data, content_type=JSON_TYPE)
                     kept.append(rid)
                     continue

@@ -39,7 +39,11 @@ class KeyValueStore(Protocol):
         ...
 
     def delete(self, key: str, *, if_match: str) -> str:
-        """Remove ``key`` (absent: nothing to do) if the store's ETag is still ``if_match``; return the ETag."""
+        """Delete ``key`` if the store's ETag is still ``if_match``; return the new ETag."""
+        ...
+
+    def snapshot(self) -> tuple[dict[str, str], str]:
+        """Every key and value, and the ETag they were read at."""
         ...
 
     @property
@@ -84,12 +88,12 @@ class LocalKeyValueStore:
     def write(self, key: str, value: str, *, if_match: str) -> str:
         if len(value.encode()) > 1024:
             raise BackendError(f"value of {key!r} is over the 1 KB KeyValueStore limit")
-        return self._change(key, value, if_match)
+        return self._change(key, value, if_match=if_match)
 
     def delete(self, key: str, *, if_match: str) -> str:
-        return self._change(key, None, if_match)
+        return self._change(key, None, if_match=if_match)
 
-    def _change(self, key: str, value: str | None, if_match: str) -> str:
+    def _change(self, key: str, value: str | None, *, if_match: str) -> str:
         with self._locked():
             items, etag = self.snapshot()
             if etag != if_match:
@@ -176,9 +180,9 @@ class AwsKeyValueStore:
     def delete(self, key: str, *, if_match: str) -> str:
         try:
             return str(self.client.delete_key(KvsARN=self.arn, Key=key, IfMatch=if_match)["ETag"])
-        except self.client.exceptions.ResourceNotFoundException:
-            return if_match
         except self.client.exceptions.ConflictException as exc:
             raise KvsConflict(str(exc)) from exc
+        except self.client.exceptions.ResourceNotFoundException:
+            return self.read(key)[1]
         except (BotoCoreError, ClientError) as exc:
             raise BackendError(f"deleting {key!r} from {self.arn} failed: {exc}") from exc

@@ -152,3 +152,30 @@ def update_routing(
     result = update_key(kvs, ROUTING_KEY, change_text, attempts=attempts, sleep=sleep)
     before, after = seen[-1]
     return RoutingChange(before, after, result.attempts)
+
+
+def delete_key(
+    kvs: KeyValueStore,
+    key: str,
+    *,
+    unless: Callable[[str], bool] = lambda _: False,
+    attempts: int = MAX_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> KeyChange:
+    """Delete ``key`` in one conditional write, re-reading after each conflict; absent: nothing written.
+
+    ``unless`` sees the current value and may keep the key (a racing writer's newer value).
+    """
+    if key == ROUTING_KEY:
+        raise BackendError("the routing state is never deleted")
+    for attempt in range(1, attempts + 1):
+        before, etag = kvs.read(key)
+        if before is None or unless(before):
+            return KeyChange(before, before, attempt)
+        try:
+            kvs.delete(key, if_match=etag)
+        except KvsConflict:
+            sleep(min(0.5, 0.01 * 2**attempt) * random.random())
+            continue
+        return KeyChange(before, None, attempt)
+    raise ReleaseConflictError(f"the key {key!r} kept changing; gave up after {attempts} attempts")

@@ -98,7 +98,7 @@ def site_records(config: HostingConfig, distribution_domain: str) -> list[DnsRec
     At a zone's apex, where DNS allows no CNAME, the provider's ALIAS, ANAME or CNAME flattening
     record does the same.
     """
-    return [DnsRecord(name, "CNAME", distribution_domain) for name in config.domain.all_names]
+    return [DnsRecord(name, "CNAME", distribution_domain) for name in config.served_domain.all_names]
 
 
 class ValidationWatcher:

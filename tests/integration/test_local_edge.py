@@ -132,6 +132,8 @@ def test_the_demo_releases_switches_and_rolls_back(tmp_path: Path) -> None:
     assert f"aborted: every viewer is back on {ids[1]}" in text
     assert "GET /launch -> 302 to / (before: 200)" in text
     assert f"rolled back to {ids[1]}: GET /launch -> 200; the redirect left with its release" in text
+    preview = re.search(r"-> x-release: ([0-9a-f]+); production at \S+ -> x-release: (\S+)", text)
+    assert preview is not None and preview[1] not in ids and preview[2] == ids[1]
 
 
 def with_files_without_extensions(root: Path) -> Path:

@@ -35,6 +35,9 @@ ROUTER_NAMES = {
     "WELL_KNOWN": contract.WELL_KNOWN_PREFIX,
     "RULES_KEY_PREFIX": contract.RULES_KEY_PREFIX,
     "RELEASE_RULES_HEADER": contract.RELEASE_RULES_HEADER,
+    "PREVIEW_MARK_HEADER": contract.PREVIEW_MARK_HEADER,
+    "PREVIEW_KEY_PREFIX": contract.PREVIEW_KEY_PREFIX,
+    "PREVIEW_NAME_MARK": contract.PREVIEW_NAME_MARK,
 }
 VIEWER_RESPONSE_NAMES = {
     "RELEASE_HEADER": contract.RELEASE_HEADER,
@@ -46,6 +49,8 @@ VIEWER_RESPONSE_NAMES = {
     "FOLDER_HEADER": contract.FOLDER_HEADER,
     "FOLDER_INDEX_METADATA_HEADER": f"x-amz-meta-{contract.FOLDER_INDEX_METADATA_KEY}",
     "RELEASE_RULES_HEADER": contract.RELEASE_RULES_HEADER,
+    "PREVIEW_MARK_HEADER": contract.PREVIEW_MARK_HEADER,
+    "ROBOTS_HEADER": contract.ROBOTS_HEADER,
 }
 
 
@@ -80,12 +85,28 @@ def test_contract_values_appear_only_in_their_declaration(source: Path, expected
         assert re.search(rf"\b{name}\b", text.split(f"const {name} =", 1)[1]), f"{source.name} never uses {name}"
 
 
-def test_router_reads_the_routing_key_in_json_format_and_the_preview_token_as_text() -> None:
+def test_router_reads_the_routing_key_and_preview_keys_in_json_format_and_the_preview_token_as_text() -> None:
     text = ROUTER_FILE.read_text(encoding="utf-8")
-    assert text.count("kvs.get(") == 3
+    assert text.count("kvs.get(") == 4
     assert "kvs.get(RULES_KEY_PREFIX + release, { format: 'json' })" in text
     assert "kvs.get(ROUTING_KEY, { format: 'json' })" in text
     assert "kvs.get(PREVIEW_TOKEN_KEY)" in text
+    assert "kvs.get(PREVIEW_KEY_PREFIX + name, { format: 'json' })" in text
+
+
+def test_preview_state_is_what_the_router_routes_by() -> None:
+    """The router hands a preview's state to the code that routes ``routing``: the same field names."""
+    state = json.loads(contract.PreviewState(live="abc", pins=("old",), ref="pr:1", at="t").to_json())
+    routing = json.loads(contract.RoutingState(live="abc", pins=("old",)).to_json())
+    assert {k: state[k] for k in routing} == routing
+    assert contract.preview_key("pr-1").startswith(contract.PREVIEW_KEY_PREFIX)
+
+
+def test_preview_state_drops_pins_to_fit_one_value() -> None:
+    state = contract.PreviewState(live="a" * 40, pins=tuple(f"{i:040d}" for i in range(30)), ref="branch:" + "b" * 255)
+    text = state.to_json()
+    assert len(text.encode()) <= contract.KVS_VALUE_LIMIT
+    assert contract.PreviewState.from_json(text).pins == state.pins[: len(contract.PreviewState.from_json(text).pins)]
 
 
 def test_preview_cookie_is_the_preview_parameter() -> None:

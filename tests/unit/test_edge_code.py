@@ -18,6 +18,7 @@ from hosting_toolkit.edge.code import (
     render,
     render_router,
     render_viewer_response,
+    squeeze,
 )
 from hosting_toolkit.errors import ConfigError
 
@@ -154,3 +155,25 @@ def test_njs_rejects_syntax_cloudfront_lacks(tmp_path: Path) -> None:
     script.write_text("function handler(event) { return event?.request; }\n")
     run = subprocess.run([njs, "-t", "module", str(script)], capture_output=True, text=True, timeout=30)
     assert run.returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("line", "squeezed"),
+    [
+        ("const a = b + c;", "const a=b+c;"),
+        ("return x === 'a  b';", "return x==='a  b';"),
+        ("if (typeof v !== 'string') return false;", "if(typeof v!=='string')return false;"),
+        ("x = a + +b - -c;", "x=a+ +b- -c;"),
+        ("u = 'https://example.com'; // the site", "u='https://example.com';"),
+        ('s = "it\'s // not a comment";', 's="it\'s // not a comment";'),
+        ("t = 'a\\' b';", "t='a\\' b';"),
+        ("for (const k in obj) n++;", "for(const k in obj)n++;"),
+    ],
+)
+def test_squeeze_drops_only_the_spaces_and_comments_javascript_does_not_need(line: str, squeezed: str) -> None:
+    assert squeeze(line) == squeezed
+
+
+def test_squeeze_refuses_an_unterminated_string() -> None:
+    with pytest.raises(ValueError, match="unterminated"):
+        squeeze("const a = 'b;")
