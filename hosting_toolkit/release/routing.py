@@ -77,23 +77,6 @@ def update_key(
     raise ReleaseConflictError(f"{what} kept changing; gave up after {attempts} attempts")
 
 
-def delete_key(
-    kvs: KeyValueStore, key: str, *, attempts: int = MAX_ATTEMPTS, sleep: Callable[[float], None] = time.sleep
-) -> bool:
-    """Remove ``key`` in one conditional delete, re-reading after each conflict; ``False`` when it was absent."""
-    for attempt in range(1, attempts + 1):
-        before, etag = kvs.read(key)
-        if before is None:
-            return False
-        try:
-            kvs.delete(key, if_match=etag)
-        except KvsConflict:
-            sleep(min(0.5, 0.01 * 2**attempt) * random.random())
-            continue
-        return True
-    raise ReleaseConflictError(f"the key {key!r} kept changing; gave up deleting it after {attempts} attempts")
-
-
 def marked(
     kvs: KeyValueStore, before: RoutingState, after: RoutingState, looked_up: dict[str, bool] | None = None
 ) -> RoutingState:

@@ -188,9 +188,9 @@ def test_a_rules_key_is_written_and_deleted_through_the_keyvaluestore_api(fake_k
     two = engine.create(write_files(tmp_path / "v2", V2)).id
     assert json.loads(fake_kvs.server.items(fake_kvs.arn)[rules_key(two)])["r"][0][1] == ["/sale.html"]
     assert RoutingState.from_json(fake_kvs.server.items(fake_kvs.arn)[ROUTING_KEY]).rules == (two,)
-    assert delete_key(fake_kvs.store, rules_key(two)) is True
+    assert delete_key(fake_kvs.store, rules_key(two)).after is None
     assert rules_key(two) not in fake_kvs.server.items(fake_kvs.arn)
-    assert delete_key(fake_kvs.store, rules_key(two)) is False
+    assert delete_key(fake_kvs.store, rules_key(two)).before is None
 
 
 def test_the_release_command_reports_its_rules_and_refusals_on_one_error(clean_cli_env: None, tmp_path: Path) -> None:
