@@ -26,6 +26,7 @@ from hosting_toolkit.contract import (
     PreviewState,
     RoutingState,
     preview_key,
+    rules_key,
     signed_preview_token,
 )
 from hosting_toolkit.edge.code import (
@@ -37,6 +38,7 @@ from hosting_toolkit.edge.code import (
 )
 from hosting_toolkit.edge.events import viewer_request_event, viewer_response_event
 from hosting_toolkit.edge.sandbox import FunctionSandbox, Invocation
+from hosting_toolkit.release.release_rules import compile_rules
 
 pytestmark = pytest.mark.node
 
@@ -317,3 +319,31 @@ def test_preview_router_runs_under_njs(tmp_path: Path) -> None:
     assert out["production"] == [f"/releases/{LIVE}/index.html", [ROUTING_KEY]]
     assert out["traversal"] == [400, []]
     assert out["signed"] == [f"/releases/{PR}/index.html", [PREVIEW_TOKEN_KEY, preview_key("pr-42")]]
+
+
+def _with_preview_rules(*, marked: bool) -> dict[str, str]:
+    """The store with the preview's release bringing a ``_redirects`` rule; ``marked``: its state says so."""
+    rules = compile_rules("/old /new 301\n", None, ["index.html"], mode="spa", entry="index.html").to_json()
+    state = PreviewState(live=PR, pins=(PR_OLD,), ref="pr:42", rules=(PR,) if marked else ())
+    return {**KVS, preview_key("pr-42"): state.to_json(), rules_key(PR): rules}
+
+
+@pytest.mark.parametrize(("router", "reads"), [("private", 3), ("public", 2)])
+def test_a_preview_applies_the_rules_of_its_release_with_one_more_read(
+    sandbox: FunctionSandbox, router: str, reads: int
+) -> None:
+    cookie = f"{PREVIEW_COOKIE}={PREVIEW_NAME_MARK}pr-42.{TOKEN}"
+    routed = call(
+        sandbox, "/old", host=f"pr-42.{DOMAIN}", router=router, cookie=cookie, kvs=_with_preview_rules(marked=True)
+    )
+    assert routed.result is not None
+    assert (routed.result["statusCode"], routed.result["headers"]["location"]) == (301, {"value": "/new"})
+    assert routed.kvs_reads == reads
+    # Production, whose live release has no rules, is untouched by the preview's.
+    production = call(sandbox, "/old", router=router, kvs=_with_preview_rules(marked=True))
+    assert (uri(production), production.kvs_reads) == (f"/releases/{LIVE}/index.html", 1)
+
+
+def test_a_preview_release_its_state_does_not_mark_costs_no_rules_read(sandbox: FunctionSandbox) -> None:
+    routed = call(sandbox, "/old", host=f"pr-42.{DOMAIN}", router="public", kvs=_with_preview_rules(marked=False))
+    assert (uri(routed), routed.kvs_reads) == (f"/releases/{PR}/index.html", 1)

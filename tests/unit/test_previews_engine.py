@@ -247,3 +247,20 @@ def test_how_many_previews_fit_in_the_store() -> None:
     ).to_json()
     entry = len(preview_key("branch-" + "x" * 33).encode()) + len(largest.encode())
     assert MAX_PREVIEWS * entry + previews.RESERVED_BYTES <= KVS_STORE_LIMIT
+
+
+def test_a_preview_state_marks_the_releases_that_bring_rules(engine: ReleaseEngine, tmp_path: Path) -> None:
+    plain = "a00000000001"
+    engine.create(sample_site(tmp_path / plain, marker=plain), release_id=plain, activate=False)
+    ruled = "b00000000002"
+    folder = sample_site(tmp_path / ruled, marker=ruled)
+    (folder / "_redirects").write_text("/old /new 301\n")
+    engine.create(folder, release_id=ruled, activate=False)
+
+    first = stage_preview(engine, "pr-7", plain, "pr:7")
+    second = stage_preview(engine, "pr-7", ruled, "pr:7")
+
+    assert first.rules == ()
+    assert (second.live, second.pins, second.rules) == (ruled, (plain,), (ruled,))
+    stored, _ = engine.kvs.read(preview_key("pr-7"))
+    assert stored is not None and PreviewState.from_json(stored).rules == (ruled,)
