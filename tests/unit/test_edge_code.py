@@ -18,7 +18,6 @@ from hosting_toolkit.edge.code import (
     render,
     render_router,
     render_viewer_response,
-    squeeze,
 )
 from hosting_toolkit.errors import ConfigError
 
@@ -38,18 +37,23 @@ def test_viewer_response_stays_within_its_size_budget() -> None:
     assert len(render_viewer_response(HostingConfig()).encode()) <= VIEWER_RESPONSE_SIZE_BUDGET
 
 
+def settings_of(rendered: str) -> object:
+    """The settings the rendered code declares as ``SITE`` (plain JSON)."""
+    start = rendered.index("const SITE=") + len("const SITE=")
+    return json.JSONDecoder().raw_decode(rendered, start)[0]
+
+
 def test_rendered_router_starts_with_its_import_then_the_site_settings() -> None:
-    lines = render_router(HostingConfig(site=SiteConfig(mode="static", entry="home.html"))).splitlines()
-    assert lines[0] == "import cf from 'cloudfront';"
-    assert lines[1] == 'const SITE={"cohortIdle":3600,"cohortMax":86400,"entry":"home.html","mode":"static"};'
-    assert sum(line.startswith("const SITE=") for line in lines) == 1
+    rendered = render_router(HostingConfig(site=SiteConfig(mode="static", entry="home.html")))
+    assert rendered.startswith("import ") and rendered.index('from"cloudfront";const SITE={') > 0
+    assert settings_of(rendered) == {"cohortIdle": 3600, "cohortMax": 86400, "entry": "home.html", "mode": "static"}
+    assert rendered.count("const SITE=") == 1
 
 
 def test_both_functions_get_the_cohort_lifetimes_of_the_rollout_config() -> None:
     config = HostingConfig(rollout=RolloutConfig(cohort_idle_seconds=600, cohort_max_seconds=7200))
     for rendered in (render_router(config), render_viewer_response(config)):
-        settings = next(line for line in rendered.splitlines() if line.startswith("const SITE="))
-        assert json.loads(settings.removeprefix("const SITE=").rstrip(";")) == code.site_settings(config)
+        assert settings_of(rendered) == code.site_settings(config)
         assert code.site_settings(config)["cohortIdle"] == 600
         assert code.site_settings(config)["cohortMax"] == 7200
 
@@ -59,7 +63,8 @@ def test_rendering_drops_comments_blank_lines_and_indentation(rendered: str) -> 
     lines = rendered.splitlines()
     assert rendered.endswith("\n")
     assert all(line and line == line.strip() and not line.startswith("//") for line in lines)
-    assert "function handler(event)" in rendered
+    assert "/*" not in rendered and "\n//" not in rendered
+    assert "function handler(" in rendered
 
 
 def test_viewer_response_has_no_imports_and_starts_with_the_site_settings() -> None:
@@ -157,23 +162,16 @@ def test_njs_rejects_syntax_cloudfront_lacks(tmp_path: Path) -> None:
     assert run.returncode != 0
 
 
-@pytest.mark.parametrize(
-    ("line", "squeezed"),
-    [
-        ("const a = b + c;", "const a=b+c;"),
-        ("return x === 'a  b';", "return x==='a  b';"),
-        ("if (typeof v !== 'string') return false;", "if(typeof v!=='string')return false;"),
-        ("x = a + +b - -c;", "x=a+ +b- -c;"),
-        ("u = 'https://example.com'; // the site", "u='https://example.com';"),
-        ('s = "it\'s // not a comment";', 's="it\'s // not a comment";'),
-        ("t = 'a\\' b';", "t='a\\' b';"),
-        ("for (const k in obj) n++;", "for(const k in obj)n++;"),
-    ],
-)
-def test_squeeze_drops_only_the_spaces_and_comments_javascript_does_not_need(line: str, squeezed: str) -> None:
-    assert squeeze(line) == squeezed
+def test_the_deployed_code_is_minified_keeping_the_entry_point_and_its_strings() -> None:
+    source = (code.FUNCTIONS_DIR / "router.js").read_text(encoding="utf-8")
+    rendered = render_router(HostingConfig())
+    assert len(rendered.encode()) < len(source.encode()) / 2
+    assert "async function handler(" in rendered
+    assert "'routing'" in source and '"routing"' in rendered
+    assert render_router(HostingConfig()) == rendered
 
 
-def test_squeeze_refuses_an_unterminated_string() -> None:
-    with pytest.raises(ValueError, match="unterminated"):
-        squeeze("const a = 'b;")
+def test_a_missing_minifier_is_a_clear_configuration_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(code, "TERSER", tmp_path / "terser")
+    with pytest.raises(ConfigError, match="minifier is not installed.*make setup"):
+        code.minify("async function handler(e) { return e.request; }\n")
