@@ -173,5 +173,5 @@ def test_the_deployed_code_is_minified_keeping_the_entry_point_and_its_strings()
 
 def test_a_missing_minifier_is_a_clear_configuration_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(code, "TERSER", tmp_path / "terser")
-    with pytest.raises(ConfigError, match="minifier is not installed.*make setup"):
+    with pytest.raises(ConfigError, match=r"minifier is not installed.*make setup"):
         code.minify("async function handler(e) { return e.request; }\n")
