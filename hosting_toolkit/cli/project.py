@@ -50,6 +50,7 @@ from hosting_toolkit.pipeline.detect import Detection, detect
 from hosting_toolkit.pipeline.executions import latest_run
 from hosting_toolkit.pipeline.frameworks import PACKAGE_MANAGER_RECIPES, RECIPES
 from hosting_toolkit.pipeline.wheelhouse import (
+    NO_WHEELHOUSE,
     WHEELHOUSE_CONTEXT_KEY,
     Wheelhouse,
     WheelhouseError,
@@ -118,6 +119,9 @@ def cdk_command(
         command += ["-c", f"config={config_file}"]
     if wheelhouse is not None:
         command += ["-c", f"{WHEELHOUSE_CONTEXT_KEY}={wheelhouse}"]
+    elif action == "destroy":
+        # Destroying synthesizes the app too; it deploys no build, so it needs no wheels.
+        command += ["-c", f"{WHEELHOUSE_CONTEXT_KEY}={NO_WHEELHOUSE}"]
     if action == "deploy":
         command += ["--require-approval", "never" if approve else "broadening"]
         if progress is not None:

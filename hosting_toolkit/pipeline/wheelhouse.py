@@ -241,12 +241,17 @@ def prepare_wheelhouse(cache_root: Path, platform: Platform = BUILD_PLATFORM, *,
 PREPARE_COMMAND = "python -m hosting_toolkit.pipeline.wheelhouse prepare"
 #: Context of the CDK app naming the wheelhouse to ship (``hosting-toolkit deploy`` sets it).
 WHEELHOUSE_CONTEXT_KEY = "wheelhouse"
+#: That context's value for a synthesis that deploys no build (``destroy``, ``diff``): ship no wheels.
+NO_WHEELHOUSE = "none"
 
 
 def shipped_wheelhouse(given: str | None, cache_root: Path, *, pipeline: bool) -> Path | None:
     """The wheelhouse a synthesis ships: ``given`` (the ``wheelhouse`` context), else the prepared one of the
-    build platform in ``cache_root``; none without a pipeline. Raises ``WheelhouseError`` when a pipeline
-    would ship none, or one that does not match the lock: its every build would fail to install."""
+    build platform in ``cache_root``; none without a pipeline, or when ``given`` is ``NO_WHEELHOUSE``. Raises
+    ``WheelhouseError`` when a pipeline would ship none otherwise, or one that does not match the lock: its
+    every build would fail to install."""
+    if given == NO_WHEELHOUSE:
+        return None
     if given:
         return check_wheelhouse(Path(given).expanduser().resolve()).path
     if not pipeline:
@@ -258,8 +263,8 @@ def shipped_wheelhouse(given: str | None, cache_root: Path, *, pipeline: bool) -
         raise WheelhouseError(
             f"the pipeline's builds install the release engine from wheels shipped with it, and none are "
             f"prepared for {LOCK_FILE.name} ({exc}). Deploy with 'hosting-toolkit deploy', which prepares "
-            f"them; or run '{PREPARE_COMMAND}' before 'cdk deploy', or pass "
-            f"'-c {WHEELHOUSE_CONTEXT_KEY}=DIR'"
+            f"them; or run '{PREPARE_COMMAND}' before 'cdk deploy', or pass '-c {WHEELHOUSE_CONTEXT_KEY}=DIR' "
+            f"('-c {WHEELHOUSE_CONTEXT_KEY}={NO_WHEELHOUSE}' for a command that deploys no build: diff, destroy)"
         ) from None
 
 

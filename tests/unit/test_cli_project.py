@@ -42,7 +42,7 @@ from hosting_toolkit.contract import (
 )
 from hosting_toolkit.errors import BackendError
 from hosting_toolkit.pipeline.executions import PipelineRun, latest_run
-from hosting_toolkit.pipeline.wheelhouse import WHEELHOUSE_CONTEXT_KEY, Wheelhouse, WheelhouseError
+from hosting_toolkit.pipeline.wheelhouse import NO_WHEELHOUSE, WHEELHOUSE_CONTEXT_KEY, Wheelhouse, WheelhouseError
 from hosting_toolkit.release.kvs import LocalKeyValueStore
 from hosting_toolkit.release.storage import LocalObjectStore
 from hosting_toolkit.site.dns import CERTIFICATE_REGION
@@ -389,6 +389,8 @@ def test_deploy_runs_the_pinned_cdk_from_the_checkout_with_the_config_file(
     assert "hosting-toolkit release BUILD_DIR" in result.stderr
 
 
+#: What ``destroy`` tells the CDK app: it deploys no build, so it needs no wheels.
+NO_WHEELS = ["-c", f"{WHEELHOUSE_CONTEXT_KEY}={NO_WHEELHOUSE}"]
 PREPARED = Wheelhouse(Path("/cache/hosting-toolkit/wheelhouses/0123-cp312-x86_64"), ("boto3.whl",), 2_500_000, True)
 
 
@@ -600,7 +602,16 @@ def test_destroy_empties_the_pipeline_buckets_and_keeps_the_site_bucket(
     result = ok("destroy", "--yes")
 
     ((command, env, cwd),) = calls.commands
-    assert command == ["npx", "cdk", "destroy", "hosting-docs", "-c", f"config={config.resolve()}", "--force"]
+    assert command == [
+        "npx",
+        "cdk",
+        "destroy",
+        "hosting-docs",
+        "-c",
+        f"config={config.resolve()}",
+        *NO_WHEELS,
+        "--force",
+    ]
     assert (cwd, env["CDK_DISABLE_VERSION_CHECK"]) == (checkout, "1")
     assert f"emptying s3://{ARTIFACT_BUCKET}: 2 objects deleted" in result.stderr
     assert f"emptying s3://{CACHE_BUCKET}: 1 objects deleted" in result.stderr
@@ -850,7 +861,7 @@ def test_destroy_removes_the_certificate_stack_after_the_site_stack(
     result = ok("destroy", "--yes")
 
     assert [command for command, _, _ in calls.commands] == [
-        ["npx", "cdk", "destroy", stack, "-c", f"config={config.resolve()}", "--force"]
+        ["npx", "cdk", "destroy", stack, "-c", f"config={config.resolve()}", *NO_WHEELS, "--force"]
         for stack in ("hosting-docs", "hosting-docs-certificate")
     ]
     assert "destroying the certificate stack hosting-docs-certificate in us-east-1" in result.stderr

@@ -20,6 +20,7 @@ from hosting_toolkit.pipeline.wheelhouse import (
     BUILD_BACKEND,
     BUILD_PLATFORM,
     LOCK_FILE,
+    NO_WHEELHOUSE,
     Platform,
     WheelhouseError,
     check_wheelhouse,
@@ -176,3 +177,7 @@ def test_a_given_wheelhouse_that_is_not_the_lock_is_refused(small_lock: tuple[Pa
 
     with pytest.raises(WheelhouseError, match=r"is not the wheelhouse of engine\.lock"):
         shipped_wheelhouse(str(wheels), wheels.parent, pipeline=True)
+
+
+def test_a_synthesis_that_deploys_no_build_may_ship_no_wheelhouse(tmp_path: Path) -> None:
+    assert shipped_wheelhouse(NO_WHEELHOUSE, tmp_path, pipeline=True) is None
