@@ -16,6 +16,7 @@ from hosting_toolkit.pipeline.buildspec import (
     SYNTH_ONLY_REQUIREMENTS,
     release_requirements,
 )
+from hosting_toolkit.pipeline.infrastructure import BUILD_IMAGE
 from hosting_toolkit.pipeline.wheelhouse import (
     BUILD_BACKEND,
     BUILD_PLATFORM,
@@ -181,3 +182,8 @@ def test_a_given_wheelhouse_that_is_not_the_lock_is_refused(small_lock: tuple[Pa
 
 def test_a_synthesis_that_deploys_no_build_may_ship_no_wheelhouse(tmp_path: Path) -> None:
     assert shipped_wheelhouse(NO_WHEELHOUSE, tmp_path, pipeline=True) is None
+
+
+def test_the_prepared_wheelhouse_is_for_the_build_image_cpu_and_python() -> None:
+    assert f"-{BUILD_PLATFORM.architecture}-" in BUILD_IMAGE.image_id
+    assert BUILD_PLATFORM.python_version == PYTHON_VERSION
