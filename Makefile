@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export CDK_DISABLE_VERSION_CHECK := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup demo test lint synth bench clean
+.PHONY: setup demo test lint synth bench lock clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -41,6 +41,10 @@ synth: setup
 
 bench: setup
 	$(BIN)/python bench/release_bench.py
+
+## Lock the release engine's dependencies again from requirements.txt (needs PyPI): hosting_toolkit/pipeline/engine.lock.
+lock: setup
+	$(BIN)/python -m hosting_toolkit.pipeline.wheelhouse lock
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .demo

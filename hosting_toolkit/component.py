@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aws_cdk as cdk
 from aws_cdk import aws_certificatemanager as acm
 from constructs import Construct
@@ -48,6 +50,7 @@ class HostingStack(cdk.Stack):
       ``build_stacks`` to get the right arrangement for any region.
     cross_region_references: whether values of stacks in other regions may be read (default
       false; needed with a ``certificate`` from us-east-1).
+    wheelhouse: the release engine's wheels the pipeline ships (see ``ReleasePipeline``; default none).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class HostingStack(cdk.Stack):
         env: cdk.Environment | None = None,
         certificate: acm.ICertificate | None = None,
         cross_region_references: bool = False,
+        wheelhouse: Path | None = None,
     ) -> None:
         name = config.site.name
         super().__init__(
@@ -146,9 +150,9 @@ class HostingStack(cdk.Stack):
 
         self.pipeline: ReleasePipeline | None = None
         if config.source is not None:
-            self._add_pipeline(config)
+            self._add_pipeline(config, wheelhouse)
 
-    def _add_pipeline(self, config: HostingConfig) -> None:
+    def _add_pipeline(self, config: HostingConfig, wheelhouse: Path | None) -> None:
         site_url = self.site_url
         pipeline = ReleasePipeline(
             self,
@@ -158,6 +162,7 @@ class HostingStack(cdk.Stack):
             release_store=self.router.store,
             site_url=site_url,
             distribution=self.site.distribution,
+            wheelhouse=wheelhouse,
         )
         self.pipeline = pipeline
         cdk.CfnOutput(
@@ -188,7 +193,9 @@ class HostingStack(cdk.Stack):
             )
 
 
-def build_stacks(app: cdk.App, config: HostingConfig, *, env: cdk.Environment | None = None) -> HostingStack:
+def build_stacks(
+    app: cdk.App, config: HostingConfig, *, env: cdk.Environment | None = None, wheelhouse: Path | None = None
+) -> HostingStack:
     """The hosting stack for ``config``, with a us-east-1 certificate stack when it has a domain and runs elsewhere.
 
     A custom domain needs the region to be known (CloudFront reads certificates from us-east-1 only):
@@ -197,7 +204,7 @@ def build_stacks(app: cdk.App, config: HostingConfig, *, env: cdk.Environment | 
     region = env.region if env is not None else None
     certificate_stack_id = certificate_stack(config, region)
     if certificate_stack_id is None:
-        return HostingStack(app, config.stack_name, config=config, env=env)
+        return HostingStack(app, config.stack_name, config=config, env=env, wheelhouse=wheelhouse)
     if not region:
         raise ConfigError(
             [
@@ -215,4 +222,5 @@ def build_stacks(app: cdk.App, config: HostingConfig, *, env: cdk.Environment | 
         env=env,
         certificate=certificates.certificate,
         cross_region_references=True,
+        wheelhouse=wheelhouse,
     )

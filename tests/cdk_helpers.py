@@ -57,11 +57,14 @@ class SynthesizedStack:
         return str(self.stack.resolve(element.logical_id))
 
 
-def synth_hosting_stack(config: HostingConfig, outdir: Path, *, env: cdk.Environment | None = None) -> SynthesizedStack:
+def synth_hosting_stack(
+    config: HostingConfig, outdir: Path, *, env: cdk.Environment | None = None, wheelhouse: Path | None = None
+) -> SynthesizedStack:
     """Synthesize the hosting stack for ``config`` into ``outdir`` with cdk.json's context, as app.py builds it
-    (with its us-east-1 certificate stack in the same app when it has a domain and ``env`` is elsewhere)."""
+    (with its us-east-1 certificate stack in the same app when it has a domain and ``env`` is elsewhere), its
+    pipeline shipping ``wheelhouse`` (default none)."""
     app = cdk.App(context=cdk_context(), outdir=str(outdir))
-    stack = build_stacks(app, config, env=env)
+    stack = build_stacks(app, config, env=env, wheelhouse=wheelhouse)
     template = Template.from_stack(stack)
     return SynthesizedStack(app=app, stack=stack, template=template, config=config, outdir=outdir)
 

@@ -49,6 +49,14 @@ from hosting_toolkit.pipeline.config_file import render_config
 from hosting_toolkit.pipeline.detect import Detection, detect
 from hosting_toolkit.pipeline.executions import latest_run
 from hosting_toolkit.pipeline.frameworks import PACKAGE_MANAGER_RECIPES, RECIPES
+from hosting_toolkit.pipeline.wheelhouse import (
+    NO_WHEELHOUSE,
+    WHEELHOUSE_CONTEXT_KEY,
+    Wheelhouse,
+    WheelhouseError,
+    default_cache_root,
+    prepare_wheelhouse,
+)
 from hosting_toolkit.site.dns import CERTIFICATE_REGION, DnsRecord, ValidationWatcher, certificate_stack, site_records
 
 #: Environment of the CDK CLI: no version check (offline), no Node.js end-of-life banner from jsii.
@@ -73,10 +81,16 @@ def aws_session() -> Any:
     return boto3.Session()
 
 
-#: How ``deploy`` and ``destroy`` run commands and get AWS clients; replaceable, to check the command
-#: lines and calls without running them.
+def prepare_build_wheelhouse() -> Wheelhouse:
+    """The release engine's wheels for the pipeline's builds, prepared (or found) in the user's cache."""
+    return prepare_wheelhouse(default_cache_root())
+
+
+#: How ``deploy`` and ``destroy`` run commands, get AWS clients and the release engine's wheels;
+#: replaceable, to check the command lines and calls without running them.
 runner: Runner = run_command
 session_factory: Callable[[], Any] = aws_session
+wheelhouse_preparer: Callable[[], Wheelhouse] = prepare_build_wheelhouse
 
 
 # -- the CDK CLI --------------------------------------------------------------------------------
@@ -90,6 +104,7 @@ def cdk_command(
     outputs_file: Path | None = None,
     approve: bool = False,
     progress: Literal["events"] | None = None,
+    wheelhouse: Path | None = None,
 ) -> list[str]:
     """The ``npx cdk`` command line of ``deploy`` or ``destroy`` of one stack for one site's configuration file.
 
@@ -97,11 +112,16 @@ def cdk_command(
     us-east-1 certificate stack) first, and ``destroy`` of a certificate stack removes the hosting
     stack using it, if still there, first. ``progress="events"`` makes the CDK CLI report stack
     events line by line instead of redrawing a block of the terminal, which lines printed meanwhile
-    would break.
+    would break. ``wheelhouse``: the release engine's wheels the pipeline ships.
     """
     command = ["npx", "cdk", action, stack]
     if config_file is not None:
         command += ["-c", f"config={config_file}"]
+    if wheelhouse is not None:
+        command += ["-c", f"{WHEELHOUSE_CONTEXT_KEY}={wheelhouse}"]
+    elif action == "destroy":
+        # Destroying synthesizes the app too; it deploys no build, so it needs no wheels.
+        command += ["-c", f"{WHEELHOUSE_CONTEXT_KEY}={NO_WHEELHOUSE}"]
     if action == "deploy":
         command += ["--require-approval", "never" if approve else "broadening"]
         if progress is not None:
@@ -189,11 +209,13 @@ def deploy_stack(
     session: Any,
     run: Runner,
     say: Callable[[str], None],
+    wheelhouse: Path | None = None,
 ) -> Deployment:
     """Run ``cdk deploy`` for the site's stack (and the certificate stack it needs) and read back its outputs.
 
     For a domain whose DNS is outside Route 53, the certificate's validation records are printed
-    with ``say`` as soon as ACM has them, while the deploy waits for them.
+    with ``say`` as soon as ACM has them, while the deploy waits for them. ``wheelhouse``: the
+    release engine's wheels the pipeline ships (see ``ReleasePipeline``).
     """
     config_file = config_file_of(config, root)
     watcher = ValidationWatcher(session, config, say)
@@ -206,6 +228,7 @@ def deploy_stack(
             outputs_file=outputs_file,
             approve=approve,
             progress="events" if watcher.active else None,
+            wheelhouse=wheelhouse,
         )
         with watcher:
             code = run(command, cdk_environment(os.environ), root)
@@ -636,8 +659,23 @@ def deploy(
     what = f"with its release pipeline ({_source_line(config.source)})" if config.source else "without a pipeline"
     certificate = certificate_stack(config, aws.region_name)
     first = f", after its certificate stack {certificate} in {CERTIFICATE_REGION}" if certificate else ""
+    wheelhouse = None
+    if config.source is not None:
+        try:
+            wheelhouse = wheelhouse_preparer()
+        except WheelhouseError as exc:
+            raise BackendError(f"{exc}; nothing was deployed") from exc
+        err.print(f"the pipeline ships the release engine's wheels: {wheelhouse.summary()}")
     err.print(f"deploying [bold]{config.stack_name}[/] {what}{first}")
-    deployment = deploy_stack(config, approve=yes, root=root, session=aws, run=runner, say=err.print)
+    deployment = deploy_stack(
+        config,
+        approve=yes,
+        root=root,
+        session=aws,
+        run=runner,
+        say=err.print,
+        wheelhouse=wheelhouse.path if wheelhouse else None,
+    )
     url = deployment.outputs.get(OUTPUT_SITE_URL, "")
     err.print(f"[green]deployed[/] {deployment.stack}: {url}")
     for line in [*dns_lines(config, deployment), *next_steps(config, deployment)]:

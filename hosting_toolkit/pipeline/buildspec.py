@@ -27,6 +27,15 @@ PYTHON_VERSION = "3.12"
 TOOLKIT_HOME = "/opt/hosting-toolkit"
 #: Requirements that only synthesis needs; the build installs the others, as pinned.
 SYNTH_ONLY_REQUIREMENTS = frozenset({"aws-cdk-lib", "constructs", "cdk-nag", "pyyaml"})
+#: Inside the package asset: the lock of the release engine's dependencies, and the folder of their wheels.
+LOCK_PATH = "hosting_toolkit/pipeline/engine.lock"
+WHEELHOUSE_DIR = "wheelhouse"
+#: What a build says when the release engine cannot be installed from the package asset.
+INSTALL_FAILED = (
+    "hosting-toolkit: the release engine's wheels shipped in the package asset are missing or do not match "
+    "engine.lock (no package index is used); nothing was released and no viewer moved. Ship them again with "
+    "'hosting-toolkit deploy'"
+)
 #: pip's download cache, kept between builds.
 PIP_CACHE_PATH = "/root/.cache/pip/**/*"
 
@@ -144,14 +153,23 @@ def release_requirements(requirements_file: Path = REQUIREMENTS_FILE) -> list[st
     return pins
 
 
-def install_toolkit_commands(requirements: list[str]) -> list[str]:
-    """Install the release engine from the package asset into its own virtual environment, then its configuration."""
-    pip = f'"${ENV_HOME}/bin/pip" install --quiet --disable-pip-version-check'
+def install_toolkit_commands() -> list[str]:
+    """Install the release engine into its own virtual environment from the package asset alone, then its
+    configuration.
+
+    The asset ships the hash-locked wheels of the engine's whole closure (``WHEELHOUSE_DIR``, ``LOCK_PATH``),
+    so no command reaches a package index: a build (a rollback included) needs nothing outside AWS, and a
+    wheel missing or altered fails the install phase, before any step that moves viewers.
+    """
+    package = f"${ENV_HOME}/package"
+    pip = f'"${ENV_HOME}/bin/pip" install --quiet --disable-pip-version-check --no-index'
     return [
         f'python3 -m venv "${ENV_HOME}"',
         f'aws s3 cp "${ENV_PACKAGE}" "${ENV_HOME}/package.zip" --only-show-errors',
-        f"{pip} {' '.join(shlex.quote(r) for r in requirements)}",
-        f'{pip} --no-deps "${ENV_HOME}/package.zip"',
+        f'rm -rf "{package}" && "${ENV_HOME}/bin/python" -m zipfile -e "${ENV_HOME}/package.zip" "{package}"',
+        f'{pip} --find-links "{package}/{WHEELHOUSE_DIR}" --only-binary=:all: --require-hashes -r "{package}/{LOCK_PATH}"'
+        f" || {{ echo {shlex.quote(INSTALL_FAILED)} >&2; exit 1; }}",
+        f'{pip} --no-deps --no-build-isolation "{package}"',
         WRITE_CONFIG_COMMAND,
     ]
 
@@ -213,7 +231,7 @@ def install_command(build: BuildConfig) -> str | None:
     return None
 
 
-def render_buildspec(build: BuildConfig, *, requirements: list[str] | None = None) -> dict[str, Any]:
+def render_buildspec(build: BuildConfig) -> dict[str, Any]:
     """The buildspec (version 0.2) the pipeline's CodeBuild project runs for ``build``."""
     recipe = RECIPES[build.framework]
     template = load_template(build.framework)
@@ -234,7 +252,7 @@ def render_buildspec(build: BuildConfig, *, requirements: list[str] | None = Non
         runtimes["nodejs"] = build.node_version
     dependencies = install_command(build)
     install = [
-        *install_toolkit_commands(release_requirements() if requirements is None else requirements),
+        *install_toolkit_commands(),
         ENTER_APP_ROOT,
         *([dependencies] if dependencies else []),
         *template.install,
@@ -257,7 +275,7 @@ def render_buildspec(build: BuildConfig, *, requirements: list[str] | None = Non
     }
 
 
-def render_operate_buildspec(*, requirements: list[str] | None = None) -> dict[str, Any]:
+def render_operate_buildspec() -> dict[str, Any]:
     """The buildspec of the operator project: install the release engine, then run ``OPERATE_COMMAND``."""
     return {
         "version": 0.2,
@@ -269,7 +287,7 @@ def render_operate_buildspec(*, requirements: list[str] | None = None) -> dict[s
         "phases": {
             "install": {
                 "runtime-versions": {"python": PYTHON_VERSION},
-                "commands": install_toolkit_commands(release_requirements() if requirements is None else requirements),
+                "commands": install_toolkit_commands(),
             },
             "build": {"commands": [OPERATE_COMMAND]},
         },

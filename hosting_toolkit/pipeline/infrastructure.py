@@ -43,6 +43,7 @@ from hosting_toolkit.pipeline.buildspec import (
     render_operate_buildspec,
 )
 from hosting_toolkit.pipeline.config_file import render_config
+from hosting_toolkit.pipeline.package_asset import bundling
 from hosting_toolkit.pipeline.rollout import ErrorRateAlarm, RolloutStateMachine
 from hosting_toolkit.release.records import PENDING_PREFIX
 from hosting_toolkit.site.infrastructure import PRIVATE_BUCKET
@@ -131,6 +132,10 @@ class ReleasePipeline(Construct):
       (default none: ``verify`` requests ``site_url``, and only ``[rollout] alarms`` are watched).
     package_root: the checkout shipped to the build as the release engine (default: the one this
       module belongs to).
+    wheelhouse: the prepared wheels of ``engine.lock`` for the build's platform, shipped in the package
+      asset, from which every build installs the release engine without a package index (default none:
+      the asset has no wheels and every build fails in its install phase, before any viewer moves;
+      ``hosting-toolkit deploy`` always passes them).
 
     With ``[previews]`` (a CodeConnections source only), a second pipeline builds previews: see
     ``_add_previews``; it has no verify, approval or rollout stage and never writes production routing.
@@ -153,6 +158,7 @@ class ReleasePipeline(Construct):
         site_url: str,
         distribution: cloudfront.IDistribution | None = None,
         package_root: Path = PROJECT_ROOT,
+        wheelhouse: Path | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if config.source is None:
@@ -176,6 +182,9 @@ class ReleasePipeline(Construct):
             path=str(package_root),
             ignore_mode=cdk.IgnoreMode.GIT,
             exclude=list(PACKAGE_EXCLUDES),
+            # Named by what is shipped, so adding the wheels changes the asset CloudFormation points to.
+            asset_hash_type=cdk.AssetHashType.OUTPUT,
+            bundling=bundling(root=package_root, files=PACKAGE_FILES, wheelhouse=wheelhouse),
         )
         self.log_group = logs.LogGroup(
             self, "BuildLogs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import http.client
+import os
 import secrets
+import shutil
+import subprocess
+import sys
 import threading
-from collections.abc import Callable, Iterator
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,14 @@ from hosting_toolkit.config import HostingConfig, ReleaseConfig, SiteConfig
 from hosting_toolkit.edge.sandbox import FunctionSandbox
 from hosting_toolkit.local.edge import LocalEdge, new_request_id
 from hosting_toolkit.local.server import make_server
+from hosting_toolkit.pipeline.buildspec import PYTHON_VERSION
+from hosting_toolkit.pipeline.wheelhouse import (
+    Platform,
+    Wheelhouse,
+    WheelhouseError,
+    default_cache_root,
+    prepare_wheelhouse,
+)
 from hosting_toolkit.release.engine import ReleaseEngine
 from hosting_toolkit.release.kvs import AwsKeyValueStore, KeyValueStore, LocalKeyValueStore, kvs_client
 from hosting_toolkit.release.s3 import S3ObjectStore, s3_client
@@ -240,3 +253,81 @@ class Edge:
             self._connection.close()
         self.server.shutdown()
         self.server.server_close()
+
+
+# -- the release engine's wheels, installed as the build installs them --------------------------
+
+#: Where a build's pip would find an index if it looked for one: a closed port, so any index access fails.
+UNREACHABLE_INDEX = "http://127.0.0.1:9/simple"
+#: What may lead pip or the AWS CLI to the network, or to this machine's own package mirrors.
+NETWORK_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def offline_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with no pip setting, configuration file or proxy of this machine, and an unreachable index."""
+    clean = {k: v for k, v in env.items() if not k.startswith("PIP_") and k not in NETWORK_VARIABLES}
+    clean.update(PIP_INDEX_URL=UNREACHABLE_INDEX, PIP_CONFIG_FILE=os.devnull, PIP_NO_CACHE_DIR="1")
+    return clean
+
+
+@dataclass(frozen=True)
+class BuildPython:
+    """The interpreter standing in for the build image's ``python3``, and a folder whose ``python3`` it is."""
+
+    executable: Path
+    version: str
+    bin: Path
+
+
+def _find_build_python() -> Path | None:
+    """CPython ``PYTHON_VERSION`` on this machine (the build image's), if it has one that runs."""
+    candidates = [shutil.which(f"python{PYTHON_VERSION}")]
+    pyenv = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates += sorted(str(p) for p in Path(pyenv).glob(f"versions/{PYTHON_VERSION}.*/bin/python{PYTHON_VERSION}"))
+    for candidate in filter(None, candidates):
+        done = subprocess.run([candidate, "-c", "import ensurepip"], capture_output=True, check=False)
+        if done.returncode == 0:
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def build_python(tmp_path_factory: pytest.TempPathFactory) -> BuildPython:
+    """Python PYTHON_VERSION when this machine has it (the build's own), else the interpreter running the tests."""
+    executable = _find_build_python() or Path(sys.executable)
+    version = subprocess.run(
+        [str(executable), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    folder = tmp_path_factory.mktemp("build-image-bin")
+    (folder / "python3").symlink_to(executable)
+    return BuildPython(executable, version, folder)
+
+
+@pytest.fixture(scope="session")
+def engine_wheels(build_python: BuildPython) -> Wheelhouse:
+    """The wheelhouse of engine.lock for ``build_python`` on this machine's CPU, as ``hosting-toolkit deploy``
+    prepares it: downloaded from PyPI the first time, then reused from the user's cache (keyed by the lock)."""
+    platform = Platform(python_version=build_python.version, architecture=os.uname().machine)
+    try:
+        return prepare_wheelhouse(default_cache_root(), platform)
+    except WheelhouseError as exc:
+        pytest.skip(f"the release engine's wheels could not be prepared (PyPI is needed once per lock): {exc}")
+
+
+def zip_folder(folder: Path, archive: Path, *, replace: Mapping[str, bytes | None] | None = None) -> Path:
+    """``folder`` as the ZIP a CDK asset is uploaded as; ``replace`` maps paths to other bytes, or to none to omit them."""
+    replace = replace or {}
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(folder.rglob("*")):
+            name = path.relative_to(folder).as_posix()
+            if not path.is_file() or (name in replace and replace[name] is None):
+                continue
+            data = replace.get(name)
+            if data is None:
+                out.write(path, name)
+            else:
+                out.writestr(name, data)
+    return archive

@@ -56,13 +56,16 @@ from hosting_toolkit.pipeline.buildspec import (
     ENV_RELEASE_ID,
     ENV_SITE_URL,
     ENV_STEP,
+    INSTALL_FAILED,
+    WHEELHOUSE_DIR,
 )
 from hosting_toolkit.pipeline.rollout import DESCRIBE_ALARMS, PUBLISH, START_BUILD
+from hosting_toolkit.pipeline.wheelhouse import Wheelhouse
 from hosting_toolkit.release.engine import ReleaseEngine
 from tests.cdk_helpers import SynthesizedStack, synth_hosting_stack
 from tests.fakes.sites import write_files
 from tests.fakes.states import Execution, StateMachine, TaskFailure, VirtualClock
-from tests.integration.conftest import FakeKvs, S3Bucket
+from tests.integration.conftest import BuildPython, FakeKvs, S3Bucket, offline_environment, zip_folder
 from tests.integration.test_post_build import install_release_engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.synth, pytest.mark.node]
@@ -128,6 +131,10 @@ def viewer(url: str, *, cohort: int, path: str = "/") -> str:
     return f"{response.status} {response.getheader(RELEASE_HEADER)} {title}"
 
 
+#: What runs a build's ``pip install`` command, with the build's environment; a failure ends the build.
+Install = Callable[[str, dict[str, str]], "subprocess.CompletedProcess[str] | None"]
+
+
 @dataclass
 class Run:
     """How one push went: the stage it ended in, the release, the rollout's execution."""
@@ -155,6 +162,8 @@ class Pipeline:
     build_log: str = ""
     rollout_started: float = 0.0
     clock: VirtualClock = field(default_factory=VirtualClock)
+    #: Folders put first on the builds' PATH (the build image's python3).
+    tools: list[str] = field(default_factory=list)
 
     def environment(self, spec: dict[str, Any], variables: dict[str, str], **action: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOSTING_TOOLKIT_")}
@@ -175,7 +184,7 @@ class Pipeline:
                 "CODEBUILD_BUILD_ID": f"docs-build:{self.runs}",
                 "CODEBUILD_BUILD_SUCCEEDING": "1",
                 # The build image's tools: python3 and the AWS CLI.
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                "PATH": os.pathsep.join([*self.tools, str(Path(sys.executable).parent), os.environ["PATH"]]),
             }
         )
         env.update(action)
@@ -186,16 +195,20 @@ class Pipeline:
             ["bash", "-c", command], env=env, cwd=self.root / "src", capture_output=True, text=True, timeout=180
         )
 
-    def phases(self, spec: dict[str, Any], env: dict[str, str], *, install: Callable[[], None]) -> tuple[int, str]:
+    def phases(self, spec: dict[str, Any], env: dict[str, str], *, install: Install) -> tuple[int, str]:
         """A CodeBuild run: the install phase's commands in order (a failing one ends the build: no later phase
         runs), then the build and post-build phases, whose output ends with the exported variables.
 
         The install phase's commands run as rendered (the virtual environment, the download of the package
-        asset from S3, the configuration), but for ``pip install``, which ``install`` stands in for."""
+        asset from S3 and its extraction, the configuration), but for each ``pip install``, which ``install``
+        runs (``Pipeline.offline_pip`` runs it as rendered)."""
         log = []
         for command in spec["phases"]["install"]["commands"]:
             if command.startswith(f'"${ENV_HOME}/bin/pip" install'):
-                install()
+                installed = install(command, env)
+                if installed is not None and installed.returncode != 0:
+                    log.append(installed.stderr)
+                    return installed.returncode, "".join(log)
                 continue
             done = self.bash(command, env)
             log.append(done.stderr)
@@ -215,7 +228,7 @@ class Pipeline:
                 return 0, "".join(log) + done.stdout
         return 0, "".join(log)
 
-    def push(self, commit: str, title: str, *, install: Callable[[Path], None] | None = None) -> Run:
+    def push(self, commit: str, title: str, *, install: Install | None = None) -> Run:
         """A push of a site whose home page is titled ``title``: Build, Verify, Approve, Rollout."""
         self.runs += 1
         src = self.root / "src"
@@ -223,9 +236,7 @@ class Pipeline:
         write_files(src, {"index.html": f"<!doctype html><title>{title}</title>", "about.html": "<title>about</title>"})
         action = {ENV_COMMIT: commit, ENV_MESSAGE: f"push {title}"}
         env = self.environment(self.artifacts.build_spec, self.artifacts.build_variables, **action)
-        code, log = self.phases(
-            self.artifacts.build_spec, env, install=lambda: (install or self.fake_pip_install)(self.root / "home")
-        )
+        code, log = self.phases(self.artifacts.build_spec, env, install=install or self.fake_pip_install)
         self.build_log = log
         if code != 0:
             return Run("Build", log=log)
@@ -244,12 +255,18 @@ class Pipeline:
         )
         return Run("Rollout" if execution.status != "SUCCEEDED" else "Done", release, execution)
 
-    def fake_pip_install(self, home: Path) -> None:
+    def fake_pip_install(self, command: str, env: dict[str, str]) -> None:
         """What the install phase's ``pip install`` of the package asset leaves (see test_post_build)."""
+        home = self.root / "home"
         if not (home / "bin" / "hosting-toolkit").exists():
             shutil.rmtree(home / "bin", ignore_errors=True)
             shutil.rmtree(home / "lib", ignore_errors=True)
             install_release_engine(home, self.artifacts.package)
+
+    def offline_pip(self, command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        """The rendered ``pip install`` with this machine's pip settings, mirrors and proxies removed, and an
+        unreachable package index: it succeeds only from the wheels shipped in the package asset."""
+        return self.bash(command, offline_environment(env))
 
     def operate(self, overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
         env = self.environment(self.artifacts.operate_spec, self.artifacts.operate_variables, **overrides)
@@ -441,4 +458,63 @@ def test_a_manual_abort_mid_rollout_keeps_the_live_release_and_ends_the_rollout(
     assert run.execution.error == "RolloutStopped"
     assert pipeline.routing() == {"live": A, "canary": None}
     assert pipeline.history()[-2:] == [("canary", A, B, True), ("abort", B, A, False)]
+
+
+def ship_wheels(pipeline: Pipeline, wheels: Wheelhouse, *, altered: str | None = None) -> None:
+    """Upload the package asset as a synthesis with ``wheels`` ships it (see ``PackageBundle``), one wheel
+    altered by a byte when ``altered`` names its project."""
+    asset = pipeline.root / "asset"
+    shutil.rmtree(asset, ignore_errors=True)
+    shutil.copytree(pipeline.artifacts.package, asset)
+    shutil.copytree(wheels.path, asset / WHEELHOUSE_DIR)
+    replace: dict[str, bytes | None] = {}
+    if altered is not None:
+        (wheel,) = [w for w in wheels.wheels if w.lower().startswith(f"{altered}-")]
+        replace[f"{WHEELHOUSE_DIR}/{wheel}"] = (wheels.path / wheel).read_bytes() + b"\0"
+    archive = zip_folder(asset, pipeline.root / "package.zip", replace=replace)
+    pipeline.bucket.client.upload_file(str(archive), pipeline.bucket.name, "assets/package.zip")
+
+
+@pytest.mark.wheels
+def test_builds_installed_from_the_shipped_wheels_alone_go_live_and_roll_back(
+    pipeline: Pipeline, engine_wheels: Wheelhouse, build_python: BuildPython
+) -> None:
+    ship_wheels(pipeline, engine_wheels)
+    pipeline.tools = [str(build_python.bin)]
+
+    first = pipeline.push(COMMITS["a"], "one", install=pipeline.offline_pip)
+
+    assert first.stage == "Done", (first.log, pipeline.build_log)
+    assert (pipeline.root / "home" / "lib" / f"python{build_python.version}" / "site-packages" / "awscrt").is_dir()
+    assert pipeline.routing() == {"live": A, "canary": None}
+    pipeline.firing_from = {ALARM: 1}
+
+    second = pipeline.push(COMMITS["b"], "two", install=pipeline.offline_pip)
+
+    assert second.stage == "Rollout" and second.execution is not None
+    assert second.execution.error == "AlarmFired"
+    assert pipeline.routing() == {"live": A, "canary": None}
+    assert pipeline.history()[-1] == ("abort", B, A, True)
+    assert viewer(pipeline.edge_url, cohort=IN_CANARY) == f"200 {A} one"
+
+
+@pytest.mark.wheels
+def test_a_build_whose_shipped_wheel_was_altered_fails_to_install_and_moves_no_viewer(
+    pipeline: Pipeline, engine_wheels: Wheelhouse, build_python: BuildPython
+) -> None:
+    pipeline.push(COMMITS["a"], "one")
+    objects = pipeline.bucket.keys()
+    ship_wheels(pipeline, engine_wheels, altered="botocore")
+    shutil.rmtree(pipeline.root / "home")
+    pipeline.tools = [str(build_python.bin)]
+
+    run = pipeline.push(COMMITS["b"], "two", install=pipeline.offline_pip)
+
+    assert run.stage == "Build"
+    assert "DO NOT MATCH THE HASHES" in run.log
+    assert run.log.strip().splitlines()[-1] == INSTALL_FAILED
+    assert not (pipeline.root / "home" / "bin" / "hosting-toolkit").exists()
+    assert pipeline.routing() == {"live": A, "canary": None}
+    assert pipeline.bucket.keys() == objects
+    assert pipeline.history() == [("activate", None, A, True)]
     assert viewer(pipeline.edge_url, cohort=IN_CANARY) == f"200 {A} one"

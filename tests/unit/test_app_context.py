@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from app import WHEELHOUSE_EXIT_CODE
 from hosting_toolkit.config import HostingConfig
 from hosting_toolkit.errors import ConfigError
 from tests.cdk_helpers import APP_PY, ROOT, SynthesizedStack, cdk_context, cdk_json, subprocess_env, synth_hosting_stack
@@ -109,3 +110,19 @@ def test_context_config_wins_over_the_environment_and_passes_the_checks(tmp_path
     assert (outdir / "hosting-from-context.template.json").exists()
     report = json.loads((outdir / "validation-report.json").read_text(encoding="utf-8"))
     assert [r for r in report["pluginReports"] if r.get("conclusion") != "success"] == []
+
+
+@pytest.mark.synth
+def test_app_refuses_a_pipeline_without_its_release_engine_wheels_and_says_how_to_prepare_them(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "hosting.toml"
+    config.write_text('[site]\nname = "docs"\n[source]\ntype = "zip"\n', encoding="utf-8")
+
+    result = run_app(tmp_path, HOSTING_TOOLKIT_CONFIG=str(config), XDG_CACHE_HOME=str(tmp_path / "empty-cache"))
+
+    assert result.returncode == WHEELHOUSE_EXIT_CODE
+    assert "none are prepared for engine.lock" in result.stderr
+    assert "Deploy with 'hosting-toolkit deploy', which prepares them" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "cdk.out" / "manifest.json").exists()

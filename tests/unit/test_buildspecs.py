@@ -18,18 +18,22 @@ from hosting_toolkit.pipeline.buildspec import (
     ENV_CONFIG,
     ENV_HOME,
     ENV_OUTPUT_DIR,
+    INSTALL_FAILED,
+    LOCK_PATH,
     PIP_CACHE_PATH,
     PYTHON_VERSION,
     RELEASE_COMMAND,
     REQUIREMENTS_FILE,
     SYNTH_ONLY_REQUIREMENTS,
     TOOLKIT_HOME,
+    WHEELHOUSE_DIR,
     WRITE_CONFIG_COMMAND,
     default_build,
     install_toolkit_commands,
     load_template,
     release_requirements,
     render_buildspec,
+    render_operate_buildspec,
 )
 from hosting_toolkit.pipeline.frameworks import PACKAGE_MANAGER_RECIPES, RECIPES
 
@@ -47,7 +51,7 @@ EXPECTED = {
     "custom": ("bundle exec jekyll build", "_site"),
 }
 NODE_FRAMEWORKS = ["vite", "react", "vue", "angular", "next", "astro", "gatsby"]
-PINS = ["boto3==1.0", "botocore[crt]==1.0"]
+INSTALL = install_toolkit_commands()
 
 
 def build_for(framework: str, **overrides: Any) -> BuildConfig:
@@ -62,7 +66,7 @@ def build_for(framework: str, **overrides: Any) -> BuildConfig:
 
 
 def render(framework: str, **overrides: Any) -> dict[str, Any]:
-    return render_buildspec(build_for(framework, **overrides), requirements=PINS)
+    return render_buildspec(build_for(framework, **overrides))
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -95,8 +99,8 @@ def test_buildspec_installs_the_release_engine_first_and_releases_after_the_buil
     spec = render(framework)
     install = spec["phases"]["install"]["commands"]
 
-    assert install[:5] == install_toolkit_commands(PINS)
-    assert install[5] == ENTER_APP_ROOT
+    assert install[: len(INSTALL)] == INSTALL
+    assert install[len(INSTALL)] == ENTER_APP_ROOT
     assert spec["phases"]["post_build"] == {"commands": [RELEASE_COMMAND]}
     assert spec["env"]["variables"][ENV_HOME] == TOOLKIT_HOME
     assert spec["env"]["variables"][ENV_CONFIG] == f"{TOOLKIT_HOME}/hosting.toml"
@@ -108,7 +112,7 @@ def test_buildspec_installs_the_release_engine_first_and_releases_after_the_buil
 def test_node_frameworks_get_node_and_a_clean_install_others_only_python(framework: str) -> None:
     spec = render(framework)
     runtimes = spec["phases"]["install"]["runtime-versions"]
-    after_toolkit = spec["phases"]["install"]["commands"][6:]
+    after_toolkit = spec["phases"]["install"]["commands"][len(INSTALL) + 1 :]
 
     assert runtimes["python"] == PYTHON_VERSION
     if framework in NODE_FRAMEWORKS:
@@ -124,8 +128,8 @@ def test_hugo_installs_the_pinned_extended_binary_in_the_app_root() -> None:
     spec = render("hugo")
     install = spec["phases"]["install"]["commands"]
 
-    assert install[5] == ENTER_APP_ROOT
-    assert "hugo_extended_${HUGO_VERSION}_linux-amd64.tar.gz" in install[6]
+    assert install[len(INSTALL)] == ENTER_APP_ROOT
+    assert "hugo_extended_${HUGO_VERSION}_linux-amd64.tar.gz" in install[len(INSTALL) + 1]
     assert spec["env"]["variables"]["HUGO_VERSION"].count(".") == 2
 
 
@@ -140,7 +144,7 @@ def test_configured_command_output_install_and_node_version_replace_the_defaults
 
     assert spec["phases"]["build"]["commands"] == [ENTER_APP_ROOT, "npm run build:prod"]
     assert spec["env"]["variables"][ENV_OUTPUT_DIR] == "build/site"
-    assert spec["phases"]["install"]["commands"][6:] == ["npm install --legacy-peer-deps"]
+    assert spec["phases"]["install"]["commands"][len(INSTALL) + 1 :] == ["npm install --legacy-peer-deps"]
     assert spec["phases"]["install"]["runtime-versions"]["nodejs"] == "20"
 
 
@@ -149,7 +153,7 @@ def test_package_manager_chooses_the_install_and_the_cache(manager: str) -> None
     spec = render("next", package_manager=manager)
     recipe = PACKAGE_MANAGER_RECIPES[manager]
 
-    assert spec["phases"]["install"]["commands"][6:] == [recipe.install]
+    assert spec["phases"]["install"]["commands"][len(INSTALL) + 1 :] == [recipe.install]
     assert spec["cache"]["paths"] == [PIP_CACHE_PATH, *recipe.cache_paths, ".next/cache/**/*"]
 
 
@@ -164,13 +168,13 @@ def test_custom_build_installs_nothing_unless_told() -> None:
     plain = render("custom")
     told = render("custom", install_command="bundle install")
 
-    assert plain["phases"]["install"]["commands"][6:] == []
-    assert told["phases"]["install"]["commands"][6:] == ["bundle install"]
+    assert plain["phases"]["install"]["commands"][len(INSTALL) + 1 :] == []
+    assert told["phases"]["install"]["commands"][len(INSTALL) + 1 :] == ["bundle install"]
 
 
 def test_missing_output_folder_is_refused() -> None:
     with pytest.raises(ValueError, match="needs the build's output folder"):
-        render_buildspec(BuildConfig(framework="angular"), requirements=PINS)
+        render_buildspec(BuildConfig(framework="angular"))
 
 
 def test_default_build_reads_the_template() -> None:
@@ -205,10 +209,31 @@ def test_release_engine_requirements_are_the_pinned_runtime_ones_without_cdk() -
     assert len(lines) == len(pins) + len(SYNTH_ONLY_REQUIREMENTS)
 
 
-def test_install_command_quotes_each_requirement_for_the_shell() -> None:
-    command = install_toolkit_commands(["botocore[crt]==1.44.5", "rich==15.0.0"])[2]
+@pytest.mark.parametrize("spec", ["build", "operate"])
+def test_release_engine_installs_from_the_package_asset_alone(spec: str) -> None:
+    rendered = render("static") if spec == "build" else render_operate_buildspec()
+    install = rendered["phases"]["install"]["commands"]
+    pips = [shlex.split(c.split(" || ", 1)[0]) for c in install if c.startswith(f'"${ENV_HOME}/bin/pip"')]
 
-    assert shlex.split(command)[-2:] == ["botocore[crt]==1.44.5", "rich==15.0.0"]
+    assert install[: len(INSTALL)] == INSTALL
+    assert len(pips) == 2
+    assert all("--no-index" in pip for pip in pips)
+    locked, package = pips
+    assert locked[locked.index("--find-links") + 1] == f"${ENV_HOME}/package/{WHEELHOUSE_DIR}"
+    assert locked[locked.index("-r") + 1] == f"${ENV_HOME}/package/{LOCK_PATH}"
+    assert {"--require-hashes", "--only-binary=:all:"} <= set(locked)
+    assert {"--no-deps", "--no-build-isolation"} <= set(package)
+    assert package[-1] == f"${ENV_HOME}/package"
+    words = " ".join(install)
+    for index_access in ("--index-url", "--extra-index-url", "http://", "https://", "pypi"):
+        assert index_access not in words
+
+
+def test_failed_install_of_the_locked_wheels_ends_the_phase_with_one_clear_line() -> None:
+    (command,) = [c for c in INSTALL if "--require-hashes" in c]
+
+    assert command.endswith(f"|| {{ echo {shlex.quote(INSTALL_FAILED)} >&2; exit 1; }}")
+    assert "no viewer moved" in INSTALL_FAILED
 
 
 def test_unpinned_requirement_is_refused(tmp_path: Path) -> None:
@@ -219,7 +244,7 @@ def test_unpinned_requirement_is_refused(tmp_path: Path) -> None:
         release_requirements(file)
 
 
-@pytest.mark.parametrize("command", [RELEASE_COMMAND, WRITE_CONFIG_COMMAND, *install_toolkit_commands(PINS)])
+@pytest.mark.parametrize("command", [RELEASE_COMMAND, WRITE_CONFIG_COMMAND, *INSTALL])
 def test_build_commands_are_valid_bash(command: str) -> None:
     result = subprocess.run(["bash", "-n", "-c", command], capture_output=True, text=True, check=False)
 

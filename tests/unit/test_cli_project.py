@@ -42,6 +42,7 @@ from hosting_toolkit.contract import (
 )
 from hosting_toolkit.errors import BackendError
 from hosting_toolkit.pipeline.executions import PipelineRun, latest_run
+from hosting_toolkit.pipeline.wheelhouse import NO_WHEELHOUSE, WHEELHOUSE_CONTEXT_KEY, Wheelhouse, WheelhouseError
 from hosting_toolkit.release.kvs import LocalKeyValueStore
 from hosting_toolkit.release.storage import LocalObjectStore
 from hosting_toolkit.site.dns import CERTIFICATE_REGION
@@ -328,6 +329,8 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A checkout with cdk.json and the pinned CDK CLI, where deploy and destroy run."""
     root = write_files(tmp_path / "checkout", {"cdk.json": "{}", "node_modules/.bin/cdk": ""})
     monkeypatch.setattr(project, "PROJECT_ROOT", root)
+    # Preparing the real wheelhouse downloads from PyPI: tests/integration/test_offline_install.py does it.
+    monkeypatch.setattr(project, "wheelhouse_preparer", lambda: PREPARED)
     return root
 
 
@@ -384,6 +387,54 @@ def test_deploy_runs_the_pinned_cdk_from_the_checkout_with_the_config_file(
     assert result.stdout.strip() == SITE_URL
     assert "deploying hosting-docs without a pipeline" in result.stderr
     assert "hosting-toolkit release BUILD_DIR" in result.stderr
+
+
+#: What ``destroy`` tells the CDK app: it deploys no build, so it needs no wheels.
+NO_WHEELS = ["-c", f"{WHEELHOUSE_CONTEXT_KEY}={NO_WHEELHOUSE}"]
+PREPARED = Wheelhouse(Path("/cache/hosting-toolkit/wheelhouses/0123-cp312-x86_64"), ("boto3.whl",), 2_500_000, True)
+
+
+def test_deploy_of_a_pipeline_ships_the_prepared_wheelhouse(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, '[source]\ntype = "zip"\n')
+    calls = use_runner(monkeypatch, Calls(OUTPUTS))
+
+    result = ok("deploy", "--yes")
+
+    ((command, _, _),) = calls.commands
+    assert command[command.index(f"{WHEELHOUSE_CONTEXT_KEY}={PREPARED.path}") - 1] == "-c"
+    assert f"ships the release engine's wheels: 1 wheels, 2.5 MB, reused: {PREPARED.path}" in result.stderr
+
+
+def test_deploy_without_a_pipeline_ships_no_wheelhouse(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, "")
+    calls = use_runner(monkeypatch, Calls(OUTPUTS))
+    monkeypatch.setattr(project, "wheelhouse_preparer", lambda: pytest.fail("prepared a wheelhouse"))
+
+    ok("deploy", "--yes")
+
+    assert not [word for word in calls.commands[0][0] if word.startswith(f"{WHEELHOUSE_CONTEXT_KEY}=")]
+
+
+def test_deploy_whose_wheels_cannot_be_prepared_deploys_nothing(
+    tmp_path: Path, checkout: Path, aws: FakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, '[source]\ntype = "zip"\n')
+    calls = use_runner(monkeypatch, Calls(OUTPUTS))
+
+    def offline() -> Wheelhouse:
+        raise WheelhouseError("could not download the release engine's wheels for cp312-x86_64")
+
+    monkeypatch.setattr(project, "wheelhouse_preparer", offline)
+
+    result = run("deploy", "--yes")
+
+    assert result.exit_code == BackendError.exit_code
+    assert "could not download the release engine's wheels for cp312-x86_64; nothing was deployed" in result.stderr
+    assert calls.commands == []
 
 
 def test_deploy_asks_cdk_to_approve_security_changes_unless_yes(
@@ -551,7 +602,16 @@ def test_destroy_empties_the_pipeline_buckets_and_keeps_the_site_bucket(
     result = ok("destroy", "--yes")
 
     ((command, env, cwd),) = calls.commands
-    assert command == ["npx", "cdk", "destroy", "hosting-docs", "-c", f"config={config.resolve()}", "--force"]
+    assert command == [
+        "npx",
+        "cdk",
+        "destroy",
+        "hosting-docs",
+        "-c",
+        f"config={config.resolve()}",
+        *NO_WHEELS,
+        "--force",
+    ]
     assert (cwd, env["CDK_DISABLE_VERSION_CHECK"]) == (checkout, "1")
     assert f"emptying s3://{ARTIFACT_BUCKET}: 2 objects deleted" in result.stderr
     assert f"emptying s3://{CACHE_BUCKET}: 1 objects deleted" in result.stderr
@@ -801,7 +861,7 @@ def test_destroy_removes_the_certificate_stack_after_the_site_stack(
     result = ok("destroy", "--yes")
 
     assert [command for command, _, _ in calls.commands] == [
-        ["npx", "cdk", "destroy", stack, "-c", f"config={config.resolve()}", "--force"]
+        ["npx", "cdk", "destroy", stack, "-c", f"config={config.resolve()}", *NO_WHEELS, "--force"]
         for stack in ("hosting-docs", "hosting-docs-certificate")
     ]
     assert "destroying the certificate stack hosting-docs-certificate in us-east-1" in result.stderr
