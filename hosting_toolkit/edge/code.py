@@ -28,20 +28,20 @@ VIEWER_RESPONSE_FILE = FUNCTIONS_DIR / "viewer_response.js"
 
 #: Deployed size budget of the router; CloudFront's hard limit is 10 KB. It holds the code applying
 #: a release's own ``_redirects``/``_headers`` (about 2.7 KB, deployed to every site since any release
-#: may bring rules; about 7.9 KB in all today, squeezed); the rules themselves live in the KVS, so the
+#: may bring rules; about 5.2 KB in all today, minified); the rules themselves live in the KVS, so the
 #: size does not grow with them.
-ROUTER_SIZE_BUDGET = 8192
+ROUTER_SIZE_BUDGET = 6144
 #: The router's budget with site-wide ``[rules]`` or a www redirect (their code and the compiled
 #: rules), 128 bytes under CloudFront's limit; a site needing more rules ships them in its releases.
 ROUTER_RULES_SIZE_BUDGET = 10112
 #: Deployed size budget of the viewer-response function (the release tag, pins, cohorts, folder
-#: redirects, the check header and the preview mark; about 3.6 KB today, squeezed).
+#: redirects, the check header and the preview mark; about 2.4 KB today, minified).
 VIEWER_RESPONSE_SIZE_BUDGET = 4096
 #: The viewer-response function's budget with ``[[rules.headers]]`` (their values are in its code).
 VIEWER_RESPONSE_RULES_SIZE_BUDGET = 9216
-#: What the ``[previews]`` code (preview hosts, named previews, signed links; about 1.7 KB squeezed)
+#: What the ``[previews]`` code (preview hosts, named previews, signed links; about 1.1 KB minified)
 #: may add to the router's budget, which stays under CloudFront's limit.
-ROUTER_PREVIEWS_ALLOWANCE = 1792
+ROUTER_PREVIEWS_ALLOWANCE = 1536
 CLOUDFRONT_FUNCTION_LIMIT = 10 * 1024
 #: The block of each function file holding the code that applies ``[rules]``.
 RULES_BLOCK = "rules"

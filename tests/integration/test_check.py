@@ -30,7 +30,7 @@ from hosting_toolkit.contract import (
     ROUTING_KEY,
     error_responses,
 )
-from hosting_toolkit.edge.code import render_viewer_response
+from hosting_toolkit.edge.code import VIEWER_RESPONSE_FILE, render, render_viewer_response, site_settings
 from hosting_toolkit.edge.sandbox import FunctionSandbox
 from hosting_toolkit.local.edge import LocalEdge
 from hosting_toolkit.local.server import make_server
@@ -689,16 +689,21 @@ def test_a_testfunction_failure_midway_still_puts_the_development_code_back(depl
 
 
 def test_a_viewer_response_function_that_reads_the_release_from_the_uri_fails_on_cloudfront(
-    deploy: Callable[..., Deployed], function_sandbox: FunctionSandbox
+    deploy: Callable[..., Deployed], function_sandbox: FunctionSandbox, tmp_path: Path
 ) -> None:
     deployed = deploy()
     expect_all(deployed, roles={})
-    current = render_viewer_response(load_config(deployed.config_path))
-    uri_reading = current.replace(
-        "const tag = event.request.headers[RELEASE_HEADER];\nreturn tag ? tag.value : '';",
-        "const u = event.request.uri;\nreturn u.indexOf('/releases/') === 0 ? u.split('/')[2] : '';",
+    config = load_config(deployed.config_path)
+    current = render_viewer_response(config)
+    assert render(VIEWER_RESPONSE_FILE, site_settings(config)) == current
+    source = VIEWER_RESPONSE_FILE.read_text(encoding="utf-8")
+    reading = source.replace(
+        "const tag = event.request.headers[RELEASE_HEADER];\n  return tag ? tag.value : '';",
+        "const u = event.request.uri;\n  return u.indexOf('/releases/') === 0 ? u.split('/')[2] : '';",
     )
-    assert uri_reading != current
+    assert reading != source
+    (tmp_path / "viewer_response.js").write_text(reading, encoding="utf-8")
+    uri_reading = render(tmp_path / "viewer_response.js", site_settings(config))
     original_update = deployed.runtime.update_function
 
     def stage_uri_reading(**kwargs: Any) -> Any:
