@@ -83,8 +83,6 @@ def place_built_in_pages(store: ObjectStore) -> tuple[str, ...]:
     """
     placed = []
     for key, body in BUILT_IN_PAGES.items():
-        if store.put_bytes(
-            key, body, content_type=HTML_TYPE, cache_control=ERROR_PAGE_CACHE_CONTROL, if_absent=True
-        ):
+        if store.put_bytes(key, body, content_type=HTML_TYPE, cache_control=ERROR_PAGE_CACHE_CONTROL, if_absent=True):
             placed.append(key)
     return tuple(placed)

@@ -214,7 +214,9 @@ def test_local_target_with_a_bucket_releases_through_the_s3_endpoint(
     assert (target / LOCAL_KVS_FILE).exists()
 
 
-def test_a_staging_that_cannot_place_the_error_pages_fails_and_a_re_run_places_them(target: Path, tmp_path: Path) -> None:
+def test_a_staging_that_cannot_place_the_error_pages_fails_and_a_re_run_places_them(
+    target: Path, tmp_path: Path
+) -> None:
     site = sample_site(tmp_path / "site")
     # A file where the local bucket's errors/ folder belongs: writes there fail, as a refused PutObject does.
     blocker = target / "bucket" / "objects" / "errors"
