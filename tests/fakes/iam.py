@@ -121,6 +121,8 @@ class Request:
     action: str
     resource: str
     context: dict[str, Any] = field(default_factory=dict)
+    #: Why the request is made, when it is not the call itself (shown in reports, not compared).
+    note: str = field(default="", compare=False)
 
     def key(self) -> str:
         return self.context.get("s3:prefix", "")  # type: ignore[no-any-return]
@@ -282,7 +284,11 @@ def iam_requests(call: Call) -> list[Request]:
     if op in ("GetObject", "HeadObject"):
         requests = [Request("s3:GetObject", _object(p["Bucket"], p["Key"]))]
         if call.status == 404:
-            requests.append(Request("s3:ListBucket", f"arn:aws:s3:::{p['Bucket']}", {"s3:prefix": p["Key"]}))
+            requests.append(
+                Request(
+                    "s3:ListBucket", f"arn:aws:s3:::{p['Bucket']}", {"s3:prefix": p["Key"]}, "a missing key answers 404"
+                )
+            )
         return requests
     if op in ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
         return [Request("s3:PutObject", _object(p["Bucket"], p["Key"]))]

@@ -232,7 +232,8 @@ def shown(request: Request, bucket: str, kvs_arn: str, releases: list[str]) -> s
         return "<release store>"
     site = f"arn:aws:s3:::{bucket}"
     if request.resource == site:
-        return f"<site bucket> prefix {key_pattern(request.key()) or '(none)'}"
+        note = f" ({request.note})" if request.note else ""
+        return f"<site bucket> prefix {key_pattern(request.key()) or '(none)'}{note}"
     if request.resource.startswith(site + "/"):
         return "<site bucket>/" + key_pattern(request.resource[len(site) + 1 :])
     return request.resource.removeprefix("arn:aws:s3:::")
