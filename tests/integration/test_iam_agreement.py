@@ -236,6 +236,9 @@ def shown(request: Request, bucket: str, kvs_arn: str, releases: list[str]) -> s
         return f"<site bucket> prefix {key_pattern(request.key()) or '(none)'}{note}"
     if request.resource.startswith(site + "/"):
         return "<site bucket>/" + key_pattern(request.resource[len(site) + 1 :])
+    if request.resource.startswith("arn:aws:s3:::cdk-") and request.resource.endswith(".zip"):
+        # The asset's name is the hash of the package, which every change of the code changes.
+        return "<CDK asset bucket>/<package asset>.zip"
     return request.resource.removeprefix("arn:aws:s3:::")
 
 
