@@ -81,14 +81,12 @@ EXECUTION_MODE = codepipeline.ExecutionMode.SUPERSEDED
 #: The AWS managed key of SNS, which encrypts the notification topic.
 SNS_MANAGED_KEY = "alias/aws/sns"
 
-#: The KeyValueStore data-plane actions of the release engine: read the ETag and the routing state,
-#: write the routing state conditionally.
-KVS_ACTIONS = (
-    "cloudfront-keyvaluestore:DescribeKeyValueStore",
-    "cloudfront-keyvaluestore:GetKey",
-    "cloudfront-keyvaluestore:PutKey",
-)
-#: The preview build's KeyValueStore actions: the release engine's, and listing (the store's limits,
+#: The KeyValueStore data-plane actions that read the store: its ETag, and the routing state.
+KVS_READ_ACTIONS = ("cloudfront-keyvaluestore:DescribeKeyValueStore", "cloudfront-keyvaluestore:GetKey")
+#: With the conditional write of a key: the routing state (a switch) or the preview token (verify). IAM
+#: cannot limit the store's actions to one key, so only the roles that write a key get ``PutKey``.
+KVS_ACTIONS = (*KVS_READ_ACTIONS, "cloudfront-keyvaluestore:PutKey")
+#: The preview build's KeyValueStore actions: moving its preview key, listing (the store's limits,
 #: the open previews) and deleting (a closed pull request's preview). IAM grants KeyValueStore
 #: actions per store, never per key, so these also allow writing ``routing``: the engine run with
 #: ``--preview-build`` (``HOSTING_TOOLKIT_PREVIEW``) refuses every key but ``preview:*``.
@@ -245,9 +243,9 @@ class ReleasePipeline(Construct):
         self.operate_project = codebuild.Project(
             self, "Operate", **self._operator_props(name, "moves viewers between releases", operator_variables)
         )
-        for project in (self.verify_project, self.operate_project):
-            assert project.role is not None
-            self._grant_operator(project.role, site_bucket, release_store)
+        assert self.verify_project.role is not None and self.operate_project.role is not None
+        self._grant_verify(self.verify_project.role, site_bucket, release_store)
+        self._grant_operator(self.operate_project.role, site_bucket, release_store)
 
         self.error_rate_alarm = (
             ErrorRateAlarm(self, "ErrorRate", distribution=distribution, percent=config.rollout.error_rate_percent)
@@ -557,7 +555,7 @@ class ReleasePipeline(Construct):
         release_store: cloudfront.IKeyValueStore,
         *,
         role: iam.IRole | None = None,
-        kvs_actions: tuple[str, ...] = KVS_ACTIONS,
+        kvs_actions: tuple[str, ...] = KVS_READ_ACTIONS,
     ) -> None:
         """What the release engine needs in the build (``role``: the build's), and nothing beyond: no ``Resource: "*"``."""
         releases = site_bucket.arn_for_objects(f"{RELEASES_PREFIX}*")
@@ -584,45 +582,68 @@ class ReleasePipeline(Construct):
                 actions=["s3:DeleteObject"],
                 resources=[site_bucket.arn_for_objects(f"{PENDING_PREFIX}*")],
             ),
-            *self._engine_statements(site_bucket, release_store, kvs_actions=kvs_actions),
+            # The build reads the routing state (is anything live?) and never switches: no PutKey. A
+            # preview build also moves its own preview key.
+            iam.PolicyStatement(
+                sid="ReadRouting" if kvs_actions == KVS_READ_ACTIONS else "MovePreviews",
+                actions=list(kvs_actions),
+                resources=[release_store.key_value_store_arn],
+            ),
+            self._list_releases(site_bucket, RELEASES_PREFIX, META_PREFIX),
+            self._download_engine(),
         ]
         for statement in statements:
             (role or self.build_role).add_to_principal_policy(statement)
 
-    def _engine_statements(
-        self,
-        site_bucket: s3.IBucket,
-        release_store: cloudfront.IKeyValueStore,
-        *,
-        kvs_actions: tuple[str, ...] = KVS_ACTIONS,
-    ) -> list[iam.PolicyStatement]:
-        """What every run of the release engine needs: list releases, switch traffic, download the engine."""
-        return [
+    @staticmethod
+    def _list_releases(site_bucket: s3.IBucket, *prefixes: str) -> iam.PolicyStatement:
+        """Listing by the prefixes the engine reads; it also makes a missing key there answer 404, not 403."""
+        return iam.PolicyStatement(
+            sid="ListReleases",
+            actions=["s3:ListBucket"],
+            resources=[site_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
+        )
+
+    def _download_engine(self) -> iam.PolicyStatement:
+        """The install phase's download of the release engine: the package asset, that one object."""
+        return iam.PolicyStatement(
+            sid="DownloadReleaseEngine",
+            actions=["s3:GetObject"],
+            resources=[self.package.bucket.arn_for_objects(self.package.s3_object_key)],
+        )
+
+    def _grant_verify(self, role: iam.IRole, site_bucket: s3.IBucket, release_store: cloudfront.IKeyValueStore) -> None:
+        """What ``verify`` needs: the release's record, and the preview token it requests the release with."""
+        statements = [
             iam.PolicyStatement(
-                sid="ListReleases",
-                actions=["s3:ListBucket"],
-                resources=[site_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{RELEASES_PREFIX}*", f"{META_PREFIX}*"]}},
+                sid="ReadRecords", actions=["s3:GetObject"], resources=[site_bucket.arn_for_objects(f"{META_PREFIX}*")]
             ),
+            # An unknown release id then answers 404 ("no release"), not an access error.
+            self._list_releases(site_bucket, META_PREFIX),
+            # The preview token is a key of the store, created on first use.
             iam.PolicyStatement(
-                sid="SwitchTraffic", actions=list(kvs_actions), resources=[release_store.key_value_store_arn]
+                sid="UsePreviewToken", actions=list(KVS_ACTIONS), resources=[release_store.key_value_store_arn]
             ),
-            iam.PolicyStatement(
-                sid="DownloadReleaseEngine",
-                actions=["s3:GetObject"],
-                resources=[self.package.bucket.arn_for_objects(self.package.s3_object_key)],
-            ),
+            self._download_engine(),
         ]
+        for statement in statements:
+            role.add_to_principal_policy(statement)
 
     def _grant_operator(
         self, role: iam.IRole, site_bucket: s3.IBucket, release_store: cloudfront.IKeyValueStore
     ) -> None:
-        """What ``verify``, ``canary``, ``activate`` and ``rollback`` need: read releases, write records and routing."""
+        """What the rollout's steps and undo need (``canary``, ``activate`` and ``rollback`` underneath): read
+        releases, carry assets between them, write history and rollout records, switch traffic."""
         releases = site_bucket.arn_for_objects(f"{RELEASES_PREFIX}*")
         records = site_bucket.arn_for_objects(f"{META_PREFIX}*")
         statements = [
-            # Release records and manifests; history entries of each routing change.
+            # Release records and manifests; the files of a release (the source of a carry, its error pages).
             iam.PolicyStatement(sid="ReadReleases", actions=["s3:GetObject"], resources=[releases, records]),
+            # Skew protection: before a release takes viewers, the retained releases' hashed assets it lacks
+            # are copied into its folder (CopyObject: GetObject on the source, PutObject on the target).
+            iam.PolicyStatement(sid="CarryAssets", actions=["s3:PutObject"], resources=[releases]),
+            # History entries of each routing change, and the rollout's own record.
             iam.PolicyStatement(sid="WriteHistory", actions=["s3:PutObject"], resources=[records]),
             # Each switch of the live release publishes its error pages at the keys CloudFront fetches.
             iam.PolicyStatement(
@@ -630,7 +651,11 @@ class ReleasePipeline(Construct):
                 actions=["s3:PutObject"],
                 resources=[site_bucket.arn_for_objects(f"{ERROR_PAGES_PREFIX}*")],
             ),
-            *self._engine_statements(site_bucket, release_store),
+            self._list_releases(site_bucket, RELEASES_PREFIX, META_PREFIX),
+            iam.PolicyStatement(
+                sid="SwitchTraffic", actions=list(KVS_ACTIONS), resources=[release_store.key_value_store_arn]
+            ),
+            self._download_engine(),
         ]
         for statement in statements:
             role.add_to_principal_policy(statement)
@@ -870,17 +895,27 @@ class ReleasePipeline(Construct):
             f"{self._nag(stack.account)}:log-group:/aws/codebuild/<{self._logical_id(project)}>:*": "CDK's grant on the "
             "project's default log group: CodeBuild names one log stream per build (the build logs to the stack's "
             "BuildLogs group).",
-            f"Resource::<{site}.Arn>/{RELEASES_PREFIX}*": "Read only: verify and the error pages read the files of a "
-            "release whose id is known only at run time.",
-            f"Resource::<{site}.Arn>/{META_PREFIX}*": "Release records are read and history entries written under "
-            "_meta/, with names made of release ids and times known only at run time.",
-            f"Resource::<{site}.Arn>/{ERROR_PAGES_PREFIX}*": "Write only: each switch publishes the live release's "
-            "not-found and server-error pages to the fixed keys under errors/ that CloudFront's custom error "
-            "responses fetch.",
         }
-        if isinstance(project, codebuild.PipelineProject):
+        if project is self.operate_project:
             reasons.update(
                 {
+                    f"Resource::<{site}.Arn>/{RELEASES_PREFIX}*": "Read, and written only by server-side copies: a "
+                    "switch reads the files of a release whose id is known only at run time (its error pages) and "
+                    "copies the retained releases' content-hashed assets into it (skew protection); it uploads "
+                    "nothing and deletes nothing.",
+                    f"Resource::<{site}.Arn>/{META_PREFIX}*": "Release records are read and history entries and "
+                    "rollout records written under _meta/, with names made of release ids, rollout ids and times "
+                    "known only at run time.",
+                    f"Resource::<{site}.Arn>/{ERROR_PAGES_PREFIX}*": "Write only: each switch publishes the live "
+                    "release's not-found and server-error pages to the fixed keys under errors/ that CloudFront's "
+                    "custom error responses fetch.",
+                }
+            )
+        else:
+            reasons.update(
+                {
+                    f"Resource::<{site}.Arn>/{META_PREFIX}*": "Read only: verify reads the record of the staged "
+                    "release, whose id is known only at run time.",
                     "Action::s3:GetObject*": "CDK's read grant: CodePipeline hands the Verify build the execution's "
                     "source artifact from the pipeline's artifact bucket.",
                     "Action::s3:GetBucket*": "Comes with CDK's read grant on the pipeline's artifact bucket, which "

@@ -339,13 +339,17 @@ class SiteChecks:
         return {p["name"]: p["serviceRole"] for p in projects if p.get("serviceRole")}
 
     def check_pipeline_roles(self) -> Iterator[CheckResult]:
-        """IAM's policy simulator: each role may read the missing keys and list them, as S3 evaluates it."""
+        """IAM's policy simulator: each role may read a missing key under ``_meta/`` and list it, as S3 evaluates it.
+
+        ``_meta/`` is what every role reads a missing key of (a record not yet written); no role reads
+        ``errors/``, where the engine only writes (conditionally), so it is not probed for the roles.
+        """
         roles = self.pipeline_roles()
         if not roles:
             yield CheckResult("404 for the pipeline roles", SKIP, "the stack has no pipeline (no [source])")
             return
         bucket_arn = f"arn:aws:s3:::{self.bucket}"
-        keys = self._missing_keys()
+        keys = [key for key in self._missing_keys() if key.startswith(META_PREFIX)]
         for project, role in sorted(roles.items()):
             lacking = []
             for key in keys:

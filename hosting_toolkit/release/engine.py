@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from hosting_toolkit.config import HostingConfig
 from hosting_toolkit.contract import (
+    ERROR_PAGES_PREFIX,
     FOLDER_INDEX_METADATA_KEY,
     RELEASE_METADATA_KEY,
     RoutingState,
@@ -371,14 +372,19 @@ class ReleaseEngine:
             self.require_complete(rid)
             self._published(self._confirm(self._switch("activate", rid), rid))
         elif self.status().live is None:
-            self._placeholder_error_pages()
+            self._placeholder_error_pages(rid)
         return activate
 
-    def _placeholder_error_pages(self) -> None:
+    def _placeholder_error_pages(self, rid: str) -> None:
+        """Place the built-in error pages while nothing is live; a failure fails the staging command."""
         try:
             place_built_in_pages(self.store)
         except (ToolkitError, OSError) as exc:
-            log.warning("warning: the built-in error pages were not written (%s)", exc)
+            raise BackendError(
+                f"release {rid} is staged, but the built-in error pages could not be placed under "
+                f"{ERROR_PAGES_PREFIX} ({exc}); until they are, CloudFront answers a missing path with an "
+                "S3 error document: allow the build to write them, then run the same command again"
+            ) from exc
 
     def _base_files(self) -> tuple[str | None, dict[str, tuple[str, str]]]:
         """Files of the live and the newest complete release: path -> (release, sha256)."""

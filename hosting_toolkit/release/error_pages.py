@@ -72,10 +72,17 @@ def publish_error_pages(store: ObjectStore, config: HostingConfig, release_id: s
     return tuple(published)
 
 
-def place_built_in_pages(store: ObjectStore) -> None:
-    """Put the built-in pages at the fixed keys unless pages are there: what stands before anything is
-    live, so that no custom error response of the distribution can fall back to an S3 error document."""
-    if all(store.get(key) is not None for key in BUILT_IN_PAGES):
-        return
+def place_built_in_pages(store: ObjectStore) -> tuple[str, ...]:
+    """Put the built-in pages at the fixed keys where no page is yet: what stands before anything is
+    live, so that no custom error response of the distribution can fall back to an S3 error document.
+
+    Each page is a conditional write (``If-None-Match: *``), never a read first: a role that may only
+    write ``errors/*`` cannot tell a missing page from a refusal by reading (a missing key answers 403
+    without a list grant), and a page a switch published meanwhile is never overwritten. Returns the
+    keys placed now.
+    """
+    placed = []
     for key, body in BUILT_IN_PAGES.items():
-        store.put_bytes(key, body, content_type=HTML_TYPE, cache_control=ERROR_PAGE_CACHE_CONTROL)
+        if store.put_bytes(key, body, content_type=HTML_TYPE, cache_control=ERROR_PAGE_CACHE_CONTROL, if_absent=True):
+            placed.append(key)
+    return tuple(placed)

@@ -287,7 +287,8 @@ def expect_roles(deployed: Deployed, roles: dict[str, str], *, denied: tuple[str
         {"names": list(roles)},
     )
     bucket_arn = f"arn:aws:s3:::{deployed.bucket.name}"
-    keys = [f"errors/check-{NONCE}.html", f"_meta/check-{NONCE}.json"]
+    # Only _meta/ for the roles: no role reads under errors/, where the engine only writes.
+    keys = [f"_meta/check-{NONCE}.json"]
     iam = deployed.aws.stubbers["iam"]
     for name in sorted(roles):
         role = roles[name]
@@ -606,7 +607,6 @@ def test_a_pipeline_role_denied_listing_fails_naming_what_it_lacks(deploy: Calla
     failed = by_name(result)["404 for the hosting-site-Build role"]
     assert failed["status"] == "fail"
     assert failed["measured"]["denied"] == [
-        f"s3:ListBucket with s3:prefix errors/check-{NONCE}.html",
         f"s3:ListBucket with s3:prefix _meta/check-{NONCE}.json",
     ]
     assert "a missing key answers 403" in failed["detail"]

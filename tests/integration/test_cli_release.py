@@ -212,3 +212,22 @@ def test_local_target_with_a_bucket_releases_through_the_s3_endpoint(
     assert status["live"] == data["id"]
     assert not (target / "bucket").exists()
     assert (target / LOCAL_KVS_FILE).exists()
+
+
+def test_a_staging_that_cannot_place_the_error_pages_fails_and_a_re_run_places_them(
+    target: Path, tmp_path: Path
+) -> None:
+    site = sample_site(tmp_path / "site")
+    # A file where the local bucket's errors/ folder belongs: writes there fail, as a refused PutObject does.
+    blocker = target / "bucket" / "objects" / "errors"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_bytes(b"")
+
+    failed = run("--local", target, "release", site, "--id", "v1", "--no-activate")
+
+    assert failed.exit_code == 6
+    assert "release v1 is staged, but the built-in error pages could not be placed under errors/" in failed.stderr
+    blocker.unlink()
+    again = ok("--local", target, "release", site, "--id", "v1", "--no-activate")
+    assert last_line(again.stdout) == "v1"
+    assert (target / "bucket" / "objects" / "errors" / "404.html").is_file()

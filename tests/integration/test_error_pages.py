@@ -94,6 +94,24 @@ def test_spa_mode_publishes_the_entry_page_to_s3(s3_bucket: S3Bucket, fake_kvs: 
     assert s3_bucket.head(NOT_FOUND_PAGE_KEY)["ContentType"] == HTML_TYPE
 
 
+def test_a_first_staged_release_places_the_built_in_pages_by_conditional_writes_without_reading(
+    s3_bucket: S3Bucket, fake_kvs: FakeKvs, tmp_path: Path
+) -> None:
+    store = s3_bucket.store()
+    engine = ReleaseEngine(store, fake_kvs.store, config_of("static"), actor="tests")
+    s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=SERVER_ERROR_PAGE_KEY, Body=b"placed before")
+    calls = S3Calls().attach(store.client)
+
+    engine.create(build(tmp_path / "v1", "1"), release_id="v1", activate=False)
+
+    assert [p["Key"] for p in calls.of("GetObject") + calls.of("HeadObject") if p["Key"].startswith("errors/")] == []
+    puts = [(p["Key"], p.get("IfNoneMatch")) for p in calls.of("PutObject") if p["Key"].startswith("errors/")]
+    assert sorted(puts) == [(NOT_FOUND_PAGE_KEY, "*"), (SERVER_ERROR_PAGE_KEY, "*")]
+    # moto_server answered the second write 412: the page there stays.
+    assert s3_bucket.body(SERVER_ERROR_PAGE_KEY) == b"placed before"
+    assert s3_bucket.body(NOT_FOUND_PAGE_KEY) == BUILT_IN_PAGES[NOT_FOUND_PAGE_KEY]
+
+
 class DeniedErrorPages:
     """The real S3 store, with writes under ``errors/`` denied (a build role without the grant)."""
 

@@ -106,7 +106,11 @@ def _project(stack: SynthesizedStack, construct: Any) -> tuple[dict[str, Any], d
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
-    stack = synth_hosting_stack(CONFIG, tmp_path_factory.mktemp("journey"))
+    return artifacts_of(synth_hosting_stack(CONFIG, tmp_path_factory.mktemp("journey")))
+
+
+def artifacts_of(stack: SynthesizedStack) -> Artifacts:
+    """The buildspecs, variables, state machine definition and package asset of a synthesized stack."""
     pipeline = stack.stack.pipeline
     assert pipeline is not None
     build_spec, build_variables = _project(stack, pipeline.project)
@@ -228,12 +232,20 @@ class Pipeline:
                 return 0, "".join(log) + done.stdout
         return 0, "".join(log)
 
-    def push(self, commit: str, title: str, *, install: Install | None = None) -> Run:
-        """A push of a site whose home page is titled ``title``: Build, Verify, Approve, Rollout."""
+    def push(
+        self,
+        commit: str,
+        title: str,
+        *,
+        install: Install | None = None,
+        files: dict[str, str] | None = None,
+    ) -> Run:
+        """A push of a site whose home page is titled ``title`` (and has ``files``): Build, Verify, Approve, Rollout."""
         self.runs += 1
         src = self.root / "src"
         shutil.rmtree(src, ignore_errors=True)
-        write_files(src, {"index.html": f"<!doctype html><title>{title}</title>", "about.html": "<title>about</title>"})
+        pages = {"index.html": f"<!doctype html><title>{title}</title>", "about.html": "<title>about</title>"}
+        write_files(src, {**pages, **(files or {})})
         action = {ENV_COMMIT: commit, ENV_MESSAGE: f"push {title}"}
         env = self.environment(self.artifacts.build_spec, self.artifacts.build_variables, **action)
         code, log = self.phases(self.artifacts.build_spec, env, install=install or self.fake_pip_install)

@@ -305,3 +305,29 @@ def test_staging_next_to_a_live_release_leaves_its_pages_alone(tmp_path: Path) -
 
     assert page(engine, NOT_FOUND_PAGE_KEY)[0] == b"<h1>missing in 1</h1>"
     assert page(engine, NOT_FOUND_PAGE_KEY)[3] == {RELEASE_METADATA_KEY: "v1"}
+
+
+def test_placing_the_built_in_pages_keeps_a_page_already_there_and_places_the_missing_one(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path)
+    engine.store.put_bytes(NOT_FOUND_PAGE_KEY, b"<h1>placed before</h1>", content_type=HTML_TYPE)
+
+    engine.create(build(tmp_path / "v1", "1"), release_id="v1", activate=False)
+
+    assert page(engine, NOT_FOUND_PAGE_KEY)[0] == b"<h1>placed before</h1>"
+    assert page(engine, SERVER_ERROR_PAGE_KEY)[0] == BUILT_IN_PAGES[SERVER_ERROR_PAGE_KEY]
+
+
+def test_a_failed_placement_fails_the_staging_and_staging_again_places_the_pages(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path)
+    # A file where the errors/ folder belongs: every write under errors/ fails, as a refused PutObject does.
+    blocker = tmp_path / "bucket" / "objects" / ERROR_PAGES_PREFIX.rstrip("/")
+    blocker.write_bytes(b"")
+
+    with pytest.raises(BackendError, match="release v1 is staged, but the built-in error pages could not be placed"):
+        engine.create(build(tmp_path / "v1", "1"), release_id="v1", activate=False)
+
+    assert engine.record("v1") is not None
+    blocker.unlink()
+    result = engine.create(build(tmp_path / "v1", "1"), release_id="v1", activate=False)
+    assert result.already_existed
+    assert page(engine, NOT_FOUND_PAGE_KEY)[0] == BUILT_IN_PAGES[NOT_FOUND_PAGE_KEY]

@@ -526,7 +526,7 @@ CACHE_ACTIONS = (
 )
 #: Everything the build role may do, whatever the source: (action, resource).
 BUILD_ROLE_GRANTS = {
-    # The release engine: releases and records in the site bucket, the routing state in the store.
+    # The release engine: releases and records in the site bucket; it reads the routing state, never writes it.
     ("s3:GetObject", f"{SITE}/releases/*"),
     ("s3:GetObject", f"{SITE}/_meta/*"),
     ("s3:PutObject", f"{SITE}/releases/*"),
@@ -537,7 +537,6 @@ BUILD_ROLE_GRANTS = {
     ("s3:ListBucket", SITE),
     ("cloudfront-keyvaluestore:DescribeKeyValueStore", f"${{{KVS_LOGICAL_ID}.Arn}}"),
     ("cloudfront-keyvaluestore:GetKey", f"${{{KVS_LOGICAL_ID}.Arn}}"),
-    ("cloudfront-keyvaluestore:PutKey", f"${{{KVS_LOGICAL_ID}.Arn}}"),
     # The release engine's package, from the CDK asset.
     ("s3:GetObject", "arn:${AWS::Partition}:s3:::cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}/<hash>.zip"),
     # The source artifact of the execution.
@@ -732,8 +731,9 @@ def pipeline_acknowledgements(source: str) -> dict[str, list[str]]:
         "AwsSolutions-IAM5[Resource::<SiteBucket978D4AEB.Arn>/errors/*]",
         "AwsSolutions-IAM5[Resource::<SiteBucket978D4AEB.Arn>/releases/*]",
     ]
+    # verify reads records (and the preview token); it reads no release file and writes nothing.
     verify_role = [
-        *operator_role,
+        "AwsSolutions-IAM5[Resource::<SiteBucket978D4AEB.Arn>/_meta/*]",
         "AwsSolutions-IAM5[Action::s3:GetBucket*]",
         "AwsSolutions-IAM5[Action::s3:GetObject*]",
         "AwsSolutions-IAM5[Action::s3:List*]",

@@ -321,6 +321,9 @@ def test_operator_projects_verify_through_the_distribution_and_may_switch_traffi
         assert "cloudfront-keyvaluestore:PutKey" in actions
         assert "s3:DeleteObject" not in actions
         assert "s3:AbortMultipartUpload" not in actions
+        if project is pipeline.verify_project:
+            # verify reads a record and the preview token; it writes nothing to the bucket.
+            assert not {a for a in actions if a.startswith("s3:Put")}
         variables = {
             v["Name"]: v["Value"]
             for v in stack.template_json["Resources"][stack.logical_id(project)]["Properties"]["Environment"][
@@ -332,9 +335,10 @@ def test_operator_projects_verify_through_the_distribution_and_may_switch_traffi
             "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}]]
         }
         puts = [s for s in statements if s["Action"] == "s3:PutObject"]
+        # The operator writes by server-side copies under releases/ (skew protection), history and error pages.
+        expected = ["/releases/*", "/_meta/*", "/errors/*"] if project is pipeline.operate_project else []
         assert [s["Resource"] for s in puts] == [
-            {"Fn::Join": ["", [{"Fn::GetAtt": ["SiteBucket978D4AEB", "Arn"]}, "/_meta/*"]]},
-            {"Fn::Join": ["", [{"Fn::GetAtt": ["SiteBucket978D4AEB", "Arn"]}, "/errors/*"]]},
+            {"Fn::Join": ["", [{"Fn::GetAtt": ["SiteBucket978D4AEB", "Arn"]}, suffix]]} for suffix in expected
         ]
 
 
