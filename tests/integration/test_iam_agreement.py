@@ -107,8 +107,9 @@ class RecordedPipeline(Pipeline):
         env.update({LOG_VARIABLE: str(self.log), ROLE_VARIABLE: role})
         return env
 
-    def install(self, home: Path) -> None:
+    def install(self, command: str, env: dict[str, str]) -> None:
         """The build's ``pip install``, with a ``hosting-toolkit`` that records its AWS calls."""
+        home = self.root / "home"
         script = home / "bin" / "hosting-toolkit"
         if script.exists():
             return
