@@ -50,7 +50,7 @@ _VERSIONS = {
     },
     "4": {
         "text": "The fourth release: brings a _redirects file; a rollback takes its redirect away again.",
-        "js_hash": "9b2d7c41",
+        "js_hash": "5e7a3c19",
         "css_hash": "7d3e2a10",
     },
     "feature": {
