@@ -25,6 +25,7 @@ const PREVIEW_MARK_HEADER = 'x-hosting-preview';
 // in the preview parameter and cookie (`~pr-42`).
 const PREVIEW_KEY_PREFIX = 'preview:';
 const PREVIEW_NAME_MARK = '~';
+const PRIVATE_PREVIEW = 'Private preview: open its preview link.\n';
 // [/previews]
 const RELEASES_PREFIX = 'releases/';
 const RELEASE_HEADER = 'x-release';
@@ -137,17 +138,15 @@ function signedOk(name, token, secret) {
     sameToken(p[1], crypto.createHmac('sha256', secret).update(name + '.' + p[0]).digest('hex'));
 }
 
-// A named preview: [mark + name, token, by query, its state] once the token (unless it is public
-// on its own host) and its key are read. A preview host that fails gets its own answer, never
+// A named preview: [mark + name, token, by query, its state] once its key is read and the token
+// (unless it is public on its own host) checked against the copy the key holds. A preview host that fails gets its own answer, never
 // the production site; on the site's own host a failed ask serves production.
 async function namedPreview(ask, named) {
   const name = ask[0].slice(1);
   const fail = (status, text) => (named ? reply(status, 'text/plain; charset=utf-8', text) : null);
+  const open = named && SITE.previews.public;
   if (!validId(name)) return fail(404, 'No such preview.\n');
-  if (!(named && SITE.previews.public)) {
-    const secret = ask[1] ? await previewSecret() : '';
-    if (!sameToken(ask[1], secret) && !signedOk(name, ask[1], secret)) return fail(401, 'Private preview: open its preview link.\n');
-  }
+  if (!open && !ask[1]) return fail(401, PRIVATE_PREVIEW);
   let state = null;
   try {
     state = await kvs.get(PREVIEW_KEY_PREFIX + name, { format: 'json' });
@@ -155,6 +154,13 @@ async function namedPreview(ask, named) {
     // A missing key throws: the preview was removed, or never opened.
   }
   if (!state || !validId(state.live)) return fail(404, 'No such preview.\n');
+  if (!open) {
+    // The preview's key holds a copy of the token, so this costs no read; a key written while no
+    // token existed has none.
+    let secret = state.t;
+    if (!secret) secret = await previewSecret();
+    if (!sameToken(ask[1], secret) && !signedOk(name, ask[1], secret)) return fail(401, PRIVATE_PREVIEW);
+  }
   ask[3] = state;
   return ask;
 }

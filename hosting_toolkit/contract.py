@@ -203,6 +203,9 @@ class PreviewState:
     at: str = ""
     #: Which of ``live`` and ``pins`` have per-release rules (a ``rules:<id>`` key), as in ``RoutingState``.
     rules: tuple[str, ...] = ()
+    #: The preview token when the preview was moved (``""``: none existed yet), so a private preview
+    #: host checks it without reading ``PREVIEW_TOKEN_KEY``; rotating the token rewrites it.
+    token: str = ""
 
     def to_json(self) -> str:
         """Compact JSON as stored; the oldest pins are dropped to stay within the 1 KB value limit."""
@@ -212,6 +215,8 @@ class PreviewState:
             marked = [r for r in self.rules if r == self.live or r in pins]
             if marked:
                 data["rules"] = marked
+            if self.token:
+                data["t"] = self.token
             text = json.dumps(data, separators=(",", ":"))
             if len(text.encode()) <= KVS_VALUE_LIMIT:
                 return text
@@ -232,6 +237,7 @@ class PreviewState:
             ref=str(data.get("ref") or ""),
             at=str(data.get("at") or ""),
             rules=tuple(str(r) for r in data.get("rules") or ()),
+            token=str(data.get("t") or ""),
         )
 
 

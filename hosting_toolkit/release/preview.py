@@ -7,10 +7,16 @@ the router reads it only for requests that ask for a preview.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
-from hosting_toolkit.contract import PREVIEW_PARAM, PREVIEW_TOKEN_KEY, PREVIEW_TOKEN_PARAM
+from hosting_toolkit.contract import (
+    PREVIEW_KEY_PREFIX,
+    PREVIEW_PARAM,
+    PREVIEW_TOKEN_KEY,
+    PREVIEW_TOKEN_PARAM,
+    PreviewState,
+)
 from hosting_toolkit.release.engine import ReleaseEngine
 from hosting_toolkit.release.kvs import KeyValueStore
 from hosting_toolkit.release.routing import update_key
@@ -28,11 +34,31 @@ class PreviewToken:
 
 
 def preview_token(kvs: KeyValueStore, *, rotate: bool = False) -> PreviewToken:
-    """The preview token, created on first use; ``rotate`` replaces it, ending every preview link and cookie."""
+    """The preview token, created on first use; ``rotate`` replaces it, ending every preview link and cookie.
+
+    A named preview keeps a copy of the token in its own key (``PreviewState.token``); a new or
+    replaced token is written into each of them too, so the old one opens nothing.
+    """
     fresh = secrets.token_urlsafe(TOKEN_BYTES)
     result = update_key(kvs, PREVIEW_TOKEN_KEY, lambda current: fresh if rotate or not current else current)
     assert result.after is not None
+    if result.after != result.before:
+        _copy_token(kvs, result.after)
     return PreviewToken(result.after, result.after != result.before)
+
+
+def _copy_token(kvs: KeyValueStore, token: str) -> None:
+    """Write ``token`` into every named preview's key (one conditional write each)."""
+    items, _ = kvs.snapshot()
+    for key in sorted(k for k in items if k.startswith(PREVIEW_KEY_PREFIX)):
+
+        def change(current: str | None) -> str | None:
+            if not current:
+                return current
+            state = PreviewState.from_json(current)
+            return current if state.token == token else replace(state, token=token).to_json()
+
+        update_key(kvs, key, change)
 
 
 def preview_path(release_id: str, token: str, path: str = "/") -> str:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -29,6 +29,7 @@ from hosting_toolkit.contract import (
     PREVIEW_NAME_MARK,
     PREVIEW_NAME_MAX,
     PREVIEW_PARAM,
+    PREVIEW_TOKEN_KEY,
     PREVIEW_TOKEN_PARAM,
     PreviewState,
     preview_key,
@@ -252,18 +253,29 @@ def stage_preview(engine: ReleaseEngine, name: str, release_id: str, ref: str = 
     moved_at = _now()
     written: list[PreviewState] = []
 
+    # Kept in the preview's own key, so a private preview host reads one key, not two.
+    token = kvs.read(PREVIEW_TOKEN_KEY)[0] or ""
+
     def change(current: str | None) -> str | None:
         before = _parse(kvs, key, current) if current else None
-        if before is not None and before.live == release_id:
+        if before is not None and before.live == release_id and before.token == token:
             written.append(before)
             return current
         earlier = (before.live, *before.pins) if before else ()
         pins = tuple(dict.fromkeys(p for p in earlier if p != release_id))[:PREVIEW_PINS]
         marked = before.rules if before else ()
         rules = tuple(r for r in (release_id, *pins) if r in marked or engine.kvs.read(rules_key(r))[0] is not None)
-        state = PreviewState(
-            live=release_id, pins=pins, ref=ref or (before.ref if before else ""), at=moved_at, rules=rules
-        )
+        if before is not None and before.live == release_id:
+            state = replace(before, token=token)
+        else:
+            state = PreviewState(
+                live=release_id,
+                pins=pins,
+                ref=ref or (before.ref if before else ""),
+                at=moved_at,
+                rules=rules,
+                token=token,
+            )
         written.append(state)
         return state.to_json()
 

@@ -50,7 +50,9 @@ TOKEN = "s3cret-token_value"
 KVS = {
     ROUTING_KEY: RoutingState(live=LIVE).to_json(),
     PREVIEW_TOKEN_KEY: TOKEN,
-    preview_key("pr-42"): PreviewState(live=PR, pins=(PR_OLD,), ref="pr:42", at="2026-01-01T00:00:00Z").to_json(),
+    preview_key("pr-42"): PreviewState(
+        live=PR, pins=(PR_OLD,), ref="pr:42", at="2026-01-01T00:00:00Z", token=TOKEN
+    ).to_json(),
 }
 PRIVATE = HostingConfig(previews=PreviewsConfig(enabled=True, domain=DOMAIN))
 PUBLIC = HostingConfig(previews=PreviewsConfig(enabled=True, domain=DOMAIN, public=True))
@@ -96,10 +98,11 @@ def test_production_requests_read_only_the_routing_key(sandbox: FunctionSandbox,
         assert PREVIEW_MARK_HEADER not in routed.result["headers"]  # type: ignore[index]
 
 
-def test_a_private_preview_host_with_the_token_cookie_serves_its_release_in_two_reads(sandbox: FunctionSandbox) -> None:
+def test_a_private_preview_host_with_the_token_cookie_serves_its_release_in_one_read(sandbox: FunctionSandbox) -> None:
     routed = call(sandbox, "/", host=f"pr-42.{DOMAIN}", cookie=f"{PREVIEW_COOKIE}={PREVIEW_NAME_MARK}pr-42.{TOKEN}")
     assert uri(routed) == f"/releases/{PR}/index.html"
-    assert routed.kvs_reads == 2
+    # The preview's key holds its copy of the token: the token key is not read.
+    assert routed.kvs_reads == 1
     assert routed.result["headers"][PREVIEW_MARK_HEADER] == {"value": "1"}  # type: ignore[index]
 
 
@@ -137,7 +140,7 @@ def test_a_signed_link_opens_its_preview_until_it_expires(sandbox: FunctionSandb
     cookie = f"{PREVIEW_COOKIE}={redirected['cookies'][PREVIEW_COOKIE]['value']}"
     assert TOKEN not in cookie
     routed = call(sandbox, "/", host=host, cookie=cookie)
-    assert (uri(routed), routed.kvs_reads) == (f"/releases/{PR}/index.html", 2)
+    assert (uri(routed), routed.kvs_reads) == (f"/releases/{PR}/index.html", 1)
     expired = signed_preview_token("pr-42", TOKEN, int(time.time()) - 1)
     other = signed_preview_token("pr-7", TOKEN, int(time.time()) + 600)
     forged = signed_preview_token("pr-42", "not-the-token", int(time.time()) + 600)
@@ -145,6 +148,7 @@ def test_a_signed_link_opens_its_preview_until_it_expires(sandbox: FunctionSandb
         assert uri(call(sandbox, "/", host=host, cookie=f"{PREVIEW_COOKIE}=~pr-42.{token}")) == "401", token
     # Without a preview token in the store, nothing verifies.
     no_secret = {k: v for k, v in KVS.items() if k != PREVIEW_TOKEN_KEY}
+    no_secret[preview_key("pr-42")] = PreviewState(live=PR, ref="pr:42").to_json()
     assert uri(call(sandbox, "/", host=host, cookie=f"{PREVIEW_COOKIE}=~pr-42.{valid}", kvs=no_secret)) == "401"
 
 
@@ -159,7 +163,7 @@ def test_a_removed_preview_answers_404(sandbox: FunctionSandbox) -> None:
     assert uri(routed) == "404"
     routed = call(sandbox, "/", host=f"pr-9.{DOMAIN}", cookie=f"{PREVIEW_COOKIE}=~pr-9.{TOKEN}")
     assert uri(routed) == "404"
-    assert routed.kvs_reads == 2
+    assert routed.kvs_reads == 1
 
 
 @pytest.mark.parametrize(
@@ -205,7 +209,7 @@ def test_without_a_domain_the_main_domain_link_opens_a_named_preview(sandbox: Fu
     cookie = f"{PREVIEW_COOKIE}={result['cookies'][PREVIEW_COOKIE]['value']}"
     routed = call(sandbox, "/about", router="linked", cookie=cookie)
     assert uri(routed) == f"/releases/{PR}/index.html"
-    assert routed.kvs_reads == 2
+    assert routed.kvs_reads == 1
     # A wrong token serves production: the main domain never answers 401.
     routed = call(sandbox, "/about", router="linked", cookie=f"{PREVIEW_COOKIE}=~pr-42.nope")
     assert uri(routed) == f"/releases/{LIVE}/index.html"
@@ -315,20 +319,20 @@ def test_preview_router_runs_under_njs(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     out = json.loads(run.stdout.strip().splitlines()[-1])
-    assert out["preview"] == [f"/releases/{PR}/index.html", [PREVIEW_TOKEN_KEY, preview_key("pr-42")]]
+    assert out["preview"] == [f"/releases/{PR}/index.html", [preview_key("pr-42")]]
     assert out["production"] == [f"/releases/{LIVE}/index.html", [ROUTING_KEY]]
     assert out["traversal"] == [400, []]
-    assert out["signed"] == [f"/releases/{PR}/index.html", [PREVIEW_TOKEN_KEY, preview_key("pr-42")]]
+    assert out["signed"] == [f"/releases/{PR}/index.html", [preview_key("pr-42")]]
 
 
 def _with_preview_rules(*, marked: bool) -> dict[str, str]:
     """The store with the preview's release bringing a ``_redirects`` rule; ``marked``: its state says so."""
     rules = compile_rules("/old /new 301\n", None, ["index.html"], mode="spa", entry="index.html").to_json()
-    state = PreviewState(live=PR, pins=(PR_OLD,), ref="pr:42", rules=(PR,) if marked else ())
+    state = PreviewState(live=PR, pins=(PR_OLD,), ref="pr:42", rules=(PR,) if marked else (), token=TOKEN)
     return {**KVS, preview_key("pr-42"): state.to_json(), rules_key(PR): rules}
 
 
-@pytest.mark.parametrize(("router", "reads"), [("private", 3), ("public", 2)])
+@pytest.mark.parametrize(("router", "reads"), [("private", 2), ("public", 2)])
 def test_a_preview_applies_the_rules_of_its_release_with_one_more_read(
     sandbox: FunctionSandbox, router: str, reads: int
 ) -> None:
@@ -347,3 +351,25 @@ def test_a_preview_applies_the_rules_of_its_release_with_one_more_read(
 def test_a_preview_release_its_state_does_not_mark_costs_no_rules_read(sandbox: FunctionSandbox) -> None:
     routed = call(sandbox, "/old", host=f"pr-42.{DOMAIN}", router="public", kvs=_with_preview_rules(marked=False))
     assert (uri(routed), routed.kvs_reads) == (f"/releases/{PR}/index.html", 1)
+
+
+def test_a_preview_key_without_a_copy_of_the_token_checks_the_token_key(sandbox: FunctionSandbox) -> None:
+    # A key moved while no token existed yet holds none: the router reads the token as before.
+    kvs = {**KVS, preview_key("pr-42"): PreviewState(live=PR, ref="pr:42").to_json()}
+    host, cookie = f"pr-42.{DOMAIN}", f"{PREVIEW_COOKIE}=~pr-42.{TOKEN}"
+    routed = call(sandbox, "/", host=host, cookie=cookie, kvs=kvs)
+    assert (uri(routed), routed.kvs_reads) == (f"/releases/{PR}/index.html", 2)
+    assert uri(call(sandbox, "/", host=host, cookie=f"{PREVIEW_COOKIE}=~pr-42.wrong", kvs=kvs)) == "401"
+
+
+def test_a_preview_host_answers_with_the_token_its_key_holds_not_an_older_one(sandbox: FunctionSandbox) -> None:
+    rotated = {
+        **KVS,
+        PREVIEW_TOKEN_KEY: "new-token",
+        preview_key("pr-42"): PreviewState(live=PR, token="new-token").to_json(),
+    }
+    host = f"pr-42.{DOMAIN}"
+    assert uri(call(sandbox, "/", host=host, cookie=f"{PREVIEW_COOKIE}=~pr-42.{TOKEN}", kvs=rotated)) == "401"
+    assert uri(call(sandbox, "/", host=host, cookie=f"{PREVIEW_COOKIE}=~pr-42.new-token", kvs=rotated)).startswith(
+        "/releases/"
+    )

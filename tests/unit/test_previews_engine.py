@@ -22,6 +22,7 @@ from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundErro
 from hosting_toolkit.release import previews
 from hosting_toolkit.release.engine import ReleaseEngine
 from hosting_toolkit.release.kvs import LocalKeyValueStore
+from hosting_toolkit.release.preview import preview_token
 from hosting_toolkit.release.previews import (
     MAX_PREVIEWS,
     PreviewKeys,
@@ -264,3 +265,25 @@ def test_a_preview_state_marks_the_releases_that_bring_rules(engine: ReleaseEngi
     assert (second.live, second.pins, second.rules) == (ruled, (plain,), (ruled,))
     stored, _ = engine.kvs.read(preview_key("pr-7"))
     assert stored is not None and PreviewState.from_json(stored).rules == (ruled,)
+
+
+def test_a_preview_key_keeps_a_copy_of_the_token_and_a_rotation_rewrites_it(
+    engine: ReleaseEngine, tmp_path: Path
+) -> None:
+    make(engine, tmp_path, "a00000000001")
+    before = stage_preview(engine, "pr-8", "a00000000001", "pr:8")
+    assert before.token == ""
+    created = preview_token(engine.kvs)
+    assert created.created
+
+    def stored() -> PreviewState:
+        text, _ = engine.kvs.read(preview_key("pr-8"))
+        assert text is not None
+        return PreviewState.from_json(text)
+
+    assert stored().token == created.value
+    rotated = preview_token(engine.kvs, rotate=True)
+    assert rotated.value != created.value and stored().token == rotated.value
+    assert stored().live == "a00000000001" and stored().ref == "pr:8"
+    make(engine, tmp_path, "b00000000002")
+    assert stage_preview(engine, "pr-8", "b00000000002", "pr:8").token == rotated.value
