@@ -36,13 +36,14 @@ class PreviewToken:
 def preview_token(kvs: KeyValueStore, *, rotate: bool = False) -> PreviewToken:
     """The preview token, created on first use; ``rotate`` replaces it, ending every preview link and cookie.
 
-    A named preview keeps a copy of the token in its own key (``PreviewState.token``); a new or
-    replaced token is written into each of them too, so the old one opens nothing.
+    A named preview keeps a copy of the token in its own key (``PreviewState.token``); a replaced
+    token is written into each of them too (listing the store), so the old one opens nothing. A
+    token created first needs no copies: keys without one make the router read the token key.
     """
     fresh = secrets.token_urlsafe(TOKEN_BYTES)
     result = update_key(kvs, PREVIEW_TOKEN_KEY, lambda current: fresh if rotate or not current else current)
     assert result.after is not None
-    if result.after != result.before:
+    if result.before and result.after != result.before:
         _copy_token(kvs, result.after)
     return PreviewToken(result.after, result.after != result.before)
 

@@ -253,10 +253,10 @@ def stage_preview(engine: ReleaseEngine, name: str, release_id: str, ref: str = 
     moved_at = _now()
     written: list[PreviewState] = []
 
-    # Kept in the preview's own key, so a private preview host reads one key, not two.
-    token = kvs.read(PREVIEW_TOKEN_KEY)[0] or ""
-
     def change(current: str | None) -> str | None:
+        # A copy of the token, so a private preview host reads one key, not two. Read on every try: a
+        # rotation rewrites this key after replacing the token, and a conflict with it retries here.
+        token = kvs.read(PREVIEW_TOKEN_KEY)[0] or ""
         before = _parse(kvs, key, current) if current else None
         if before is not None and before.live == release_id and before.token == token:
             written.append(before)

@@ -281,6 +281,9 @@ def test_a_preview_key_keeps_a_copy_of_the_token_and_a_rotation_rewrites_it(
         assert text is not None
         return PreviewState.from_json(text)
 
+    # Created first, the token is not copied (that would need a listing): the router reads it instead.
+    assert stored().token == ""
+    assert stage_preview(engine, "pr-8", "a00000000001", "pr:8").token == created.value
     assert stored().token == created.value
     rotated = preview_token(engine.kvs, rotate=True)
     assert rotated.value != created.value and stored().token == rotated.value
