@@ -33,13 +33,12 @@ from hosting_toolkit.contract import (
     PREVIEW_TOKEN_PARAM,
     PreviewState,
     preview_key,
-    rules_key,
 )
 from hosting_toolkit.errors import BackendError, InvalidInputError, NotFoundError
 from hosting_toolkit.release.engine import ReleaseEngine
 from hosting_toolkit.release.kvs import KeyValueStore
 from hosting_toolkit.release.records import JSON_TYPE
-from hosting_toolkit.release.routing import delete_key, update_key
+from hosting_toolkit.release.routing import delete_key, rules_marks, update_key
 
 #: Records of every preview, open or removed: ``_meta/previews/<name>.json``.
 PREVIEW_RECORDS_PREFIX = "_meta/previews/"
@@ -263,8 +262,7 @@ def stage_preview(engine: ReleaseEngine, name: str, release_id: str, ref: str = 
             return current
         earlier = (before.live, *before.pins) if before else ()
         pins = tuple(dict.fromkeys(p for p in earlier if p != release_id))[:PREVIEW_PINS]
-        marked = before.rules if before else ()
-        rules = tuple(r for r in (release_id, *pins) if r in marked or engine.kvs.read(rules_key(r))[0] is not None)
+        rules = rules_marks(engine.kvs, (release_id, *pins), known=earlier, marks=before.rules if before else ())
         if before is not None and before.live == release_id:
             state = replace(before, token=token)
         else:

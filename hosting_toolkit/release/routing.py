@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from hosting_toolkit.contract import ROUTING_KEY, RoutingState, rules_key
@@ -77,27 +77,39 @@ def update_key(
     raise ReleaseConflictError(f"{what} kept changing; gave up after {attempts} attempts")
 
 
-def marked(
-    kvs: KeyValueStore, before: RoutingState, after: RoutingState, looked_up: dict[str, bool] | None = None
-) -> RoutingState:
-    """``after`` with ``rules`` naming exactly its serving releases that have a rules key.
+def rules_marks(
+    kvs: KeyValueStore,
+    releases: Iterable[str],
+    *,
+    known: Iterable[str] = (),
+    marks: Iterable[str] = (),
+    looked_up: dict[str, bool] | None = None,
+) -> tuple[str, ...]:
+    """Which of ``releases`` have a rules key, for the ``rules`` marks of a routing or preview state.
 
     A release's rules key is written before it can take traffic and removed only once it serves no
-    one, so a release marked (or left unmarked) in ``before`` keeps its mark; only releases new to
-    the state cost a read (once per ``looked_up``). The oldest pins go while the marked state is over
-    one KVS value.
+    one, so a release ``known`` to the earlier state keeps its mark (in ``marks`` or not); only the
+    others cost a read each (once per ``looked_up``).
     """
-    known = set(before.serving)
+    known, marks = set(known), set(marks)
     looked_up = {} if looked_up is None else looked_up
 
     def has_rules(release: str) -> bool:
         if release in known:
-            return release in before.rules
+            return release in marks
         if release not in looked_up:
             looked_up[release] = kvs.read(rules_key(release))[0] is not None
         return looked_up[release]
 
-    rules = tuple(r for r in after.serving if has_rules(r))
+    return tuple(r for r in releases if has_rules(r))
+
+
+def marked(
+    kvs: KeyValueStore, before: RoutingState, after: RoutingState, looked_up: dict[str, bool] | None = None
+) -> RoutingState:
+    """``after`` with ``rules`` naming exactly its serving releases that have a rules key
+    (``rules_marks``); the oldest pins go while the marked state is over one KVS value."""
+    rules = rules_marks(kvs, after.serving, known=before.serving, marks=before.rules, looked_up=looked_up)
     state = replace(after, rules=rules)
     while True:
         try:
