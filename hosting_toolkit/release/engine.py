@@ -305,7 +305,6 @@ class ReleaseEngine:
                     f"release {rid} already exists with other content; releases are immutable, use another --id"
                 )
             self.progress.note(f"release {rid} already exists with the same content; nothing uploaded")
-            self._ensure_rules(rid, existing.rules)
             if activate:
                 self._carry(rid, manifest.entries)
             activated = self._activate_if(activate, rid)
@@ -329,8 +328,8 @@ class ReleaseEngine:
         self._verify(rid, manifest, carried)
         result = replace(result, carried_files=len(carried), carried_bytes=sum(e.size for _, e in carried))
         self.store.put_bytes(manifest_key(rid), manifest_json(manifest).encode(), content_type=JSON_TYPE)
-        # Before the record: a complete release always has its rules where the router reads them.
-        self._ensure_rules(rid, rules.to_json())
+        # Staging writes nothing to the KVS (the build's role may only read it): the rules key, kept in
+        # the record, is written by ``require_complete`` before any switch, verify or preview of it.
         record = ReleaseRecord(
             id=rid,
             content_hash=content_hash,

@@ -27,7 +27,7 @@ from hosting_toolkit.contract import (
 from hosting_toolkit.edge.sandbox import FunctionSandbox
 from hosting_toolkit.errors import InvalidInputError
 from hosting_toolkit.release.engine import ReleaseEngine
-from hosting_toolkit.release.preview import preview_token
+from hosting_toolkit.release.preview import preview
 from hosting_toolkit.release.rollout import Rollouts
 from hosting_toolkit.release.routing import delete_key
 from hosting_toolkit.target import local_target
@@ -118,7 +118,8 @@ def test_a_canary_cohort_and_a_preview_get_the_rules_of_their_release(edge: Edge
     edge.engine.create(write_files(tmp_path / "v1", V1))
     two = edge.engine.create(write_files(tmp_path / "v2", V2), activate=False).id
     assert promo(edge)[0] == 200
-    token = preview_token(edge.engine.kvs).value
+    # The staged release's preview link (as `preview ID` or the pipeline's verify makes it).
+    token = preview(edge.engine, two, None).token
     assert promo(edge, {PREVIEW_RELEASE_HEADER: two, PREVIEW_TOKEN_HEADER: token}) == (302, "/sale.html")
     edge.engine.canary(two, 10)
     assert promo(edge, {"Cookie": cohort(0)}) == (302, "/sale.html")

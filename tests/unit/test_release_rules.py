@@ -116,3 +116,25 @@ def test_every_routing_change_marks_exactly_the_serving_releases_with_rules(tmp_
     after = update_routing(kvs, lambda s: RoutingState(live="plain")).after
     assert after.rules == ()
     assert RoutingState.from_json(kvs.read("routing")[0]) == after
+
+
+def test_staging_a_release_with_rules_writes_nothing_to_the_store_until_it_is_used(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hosting_toolkit.config import HostingConfig
+    from hosting_toolkit.release.engine import ReleaseEngine
+    from hosting_toolkit.target import local_target
+    from tests.fakes.sites import sample_site
+
+    target = local_target(tmp_path / "target", HostingConfig())
+    engine = ReleaseEngine(target.store, target.kvs, HostingConfig(), actor="t")
+    folder = sample_site(tmp_path / "build")
+    (folder / "_redirects").write_text("/old /new 301\n")
+    _, before = target.kvs.read(rules_key("x"))
+
+    staged = engine.create(folder, release_id="a00000000001", activate=False)
+
+    assert staged.rules == 1
+    assert target.kvs.read(rules_key("a00000000001")) == (None, before)
+    engine.activate("a00000000001")
+    value, _ = target.kvs.read(rules_key("a00000000001"))
+    assert value is not None and json.loads(value)["r"]
+    assert RoutingState.from_json(target.kvs.read("routing")[0] or "").rules == ("a00000000001",)
